@@ -1,0 +1,42 @@
+# spuriverse — see README.md.
+VENV        ?= .venv
+PYTHON      ?= python3
+TORCH_SPEC  ?= torch==2.13.0
+BIN         := $(VENV)/bin
+PY          := $(BIN)/python
+MODEL       ?=
+DATASET     ?= yanyiwei/SpuriVerse
+OUT         ?= runs/$(subst /,_,$(subst :,_,$(MODEL)))
+ARGS        ?=
+
+.PHONY: install eval test bench clean help
+
+help:
+	@echo "make install   create $(VENV), install $(TORCH_SPEC) first, then spuriverse[dev]"
+	@echo "make eval MODEL=llava-1.5 [DATASET=...] [OUT=...] [ARGS='--limit 20']"
+	@echo "make test      run the offline test suite"
+	@echo "make bench     run the benchmarks in bench/"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+install: $(PY)
+	$(PY) -m pip install --upgrade pip >/dev/null
+	# torch first and exactly: anything looser pulls CUDA wheels on a CPU machine.
+	$(PY) -m pip install "$(TORCH_SPEC)"
+	$(PY) -m pip install -e ".[dev]"
+	@$(PY) -c "import torch, spuriverse; print('spuriverse', spuriverse.__version__, '| torch', torch.__version__)"
+
+eval:
+	@if [ -z "$(MODEL)" ]; then echo "usage: make eval MODEL=<alias|hub id|folder|openai:NAME> [DATASET=...]"; echo "aliases:"; $(BIN)/spuriverse models; exit 2; fi
+	$(BIN)/spuriverse eval --model "$(MODEL)" --dataset "$(DATASET)" --output-dir "$(OUT)" $(ARGS)
+
+test:
+	$(PY) -m pytest -q
+
+bench:
+	$(PY) bench/eval_throughput.py
+	$(PY) bench/api_throughput.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,252 @@
+"""`load_benchmark`: any source (hub id, local dataset folder, parquet/json files) through
+`datasets.load_dataset`, validated row by row, fingerprinted, and iterated item by item.
+
+Memory stays flat in dataset size: the Arrow table is memory-mapped, rows are read in batches, and
+images are decoded one item at a time, only for items the caller wants.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spuriverse.data.layouts import (
+    BenchmarkError,
+    SideTable,
+    long_item,
+    wide_image_columns,
+    wide_items,
+)
+from spuriverse.models.base import ImageDecodeError, ImageInput
+from spuriverse.schema import VARIANTS, BenchmarkInfo, Item
+
+_FILE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
+_BATCH = 256
+
+
+@dataclass
+class LoadedItem:
+    """An item with its decoded image, or the reason its image could not be used."""
+
+    index: int
+    item: Item
+    image: ImageInput | None
+    image_error: str | None = None
+
+
+@dataclass
+class _Scan:
+    n_items: int = 0
+    counts: Counter = field(default_factory=Counter)
+    answers: Counter = field(default_factory=Counter)
+    groups: set = field(default_factory=set)
+    fingerprint: str = ""
+
+
+def _pick_split(dsd: Any, split: str | None, source: str) -> Any:
+    names = list(dsd.keys())
+    if split is not None:
+        if split not in dsd:
+            raise BenchmarkError(f"{source}: no split {split!r} (has {', '.join(names)})")
+        return dsd[split]
+    if len(names) == 1:
+        return dsd[names[0]]
+    for preferred in ("test", "validation", "train"):
+        if preferred in dsd:
+            return dsd[preferred]
+    raise BenchmarkError(f"{source}: several splits ({', '.join(names)}); choose one with --split")
+
+
+def _load_dataset(source: str, config: str | None, revision: str | None) -> tuple[Any, Path | None]:
+    """Resolve `source` to a datasets call. Returns the DatasetDict and a base dir for image paths."""
+    import datasets
+
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return datasets.load_dataset(str(path), name=config), path
+    matches = sorted(glob.glob(str(path))) if any(ch in source for ch in "*?[") else []
+    if path.is_file() or matches:
+        files = matches or [str(path)]
+        builder = _FILE_BUILDERS.get(Path(files[0]).suffix.lower())
+        if builder is None:
+            raise BenchmarkError(f"{source}: unsupported file type (use parquet, json/jsonl or csv)")
+        return datasets.load_dataset(builder, data_files=files), Path(files[0]).parent
+    if source.startswith((".", "/", "~")) or source.endswith(tuple(_FILE_BUILDERS)):
+        raise BenchmarkError(f"{source}: no such file or folder")
+    try:
+        return datasets.load_dataset(source, name=config, revision=revision), None
+    except Exception as exc:  # the hub raises many types (offline, gated, missing)
+        raise BenchmarkError(
+            f"cannot load {source!r} from the Hugging Face hub ({type(exc).__name__}: {exc}). "
+            "Without hub access, point --dataset at a local dataset folder or parquet files."
+        ) from exc
+
+
+class Benchmark:
+    """A validated, fingerprinted benchmark in the long layout (wide sources are expanded)."""
+
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        source: str,
+        config: str | None = None,
+        split: str | None = None,
+        revision: str | None = None,
+        base_dir: Path | None = None,
+        side_table: SideTable | None = None,
+    ) -> None:
+        import datasets
+
+        self.source, self.config, self.split, self.revision = source, config, split, revision
+        self.base_dir, self.side_table = base_dir, side_table
+        cols = list(dataset.column_names)
+        self._wide_cols = wide_image_columns(cols)
+        self.layout = "wide" if self._wide_cols else "long"
+        self.image_columns = [c for c in ["image", *self._wide_cols] if c in cols]
+        for c in self.image_columns:
+            if isinstance(dataset.features[c], datasets.Image):
+                dataset = dataset.cast_column(c, datasets.Image(decode=False))
+        self.dataset = dataset
+        self._scan = self._validate_and_fingerprint()
+
+    # -- rows -> items --------------------------------------------------------------------
+    def _rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        row_no = 0
+        for batch in self.dataset.iter(batch_size=_BATCH):
+            keys = list(batch)
+            for values in zip(*(batch[k] for k in keys)):
+                yield row_no, dict(zip(keys, values))
+                row_no += 1
+
+    def _row_items(self) -> Iterator[tuple[Item, Any]]:
+        """(item, raw image cell) in benchmark order."""
+        for row_no, row in self._rows():
+            if self.layout == "long":
+                yield long_item(row_no, row), row.get("image")
+            else:
+                for wi in wide_items(row_no, row, self._wide_cols, self.side_table):
+                    yield wi.item, row.get(wi.image_column)
+
+    def _image_bytes(self, cell: Any) -> bytes | None:
+        if cell is None:
+            return None
+        if isinstance(cell, dict):
+            if cell.get("bytes"):
+                return cell["bytes"]
+            cell = cell.get("path")
+            if not cell:
+                return None
+        if isinstance(cell, (bytes, bytearray)):
+            return bytes(cell)
+        if isinstance(cell, str):
+            p = Path(cell)
+            if not p.is_absolute() and self.base_dir is not None:
+                p = self.base_dir / p
+            try:
+                return p.read_bytes()
+            except OSError:
+                return None
+        return None
+
+    def _validate_and_fingerprint(self) -> _Scan:
+        """One pass: every row validated (a bad row fails now, before any model loads), counts,
+        and an order-independent fingerprint over ids, questions, options, answers, image bytes."""
+        scan, seen, digests = _Scan(), {}, []
+        for index, (item, cell) in enumerate(self._row_items()):
+            if item.item_id in seen:
+                raise BenchmarkError(
+                    f"item {index}: duplicate item_id {item.item_id!r} (first at item {seen[item.item_id]})"
+                )
+            seen[item.item_id] = index
+            scan.counts[item.variant] += 1
+            scan.answers[(len(item.options), item.answer)] += 1
+            if item.variant != "control":
+                scan.groups.add(item.group_id)
+            data = self._image_bytes(cell) or b""
+            text = json.dumps(
+                [item.item_id, item.group_id, item.variant, item.question, item.options, item.answer],
+                ensure_ascii=False,
+            )
+            digests.append(hashlib.sha256(text.encode() + b"\0" + hashlib.sha256(data).digest()).digest())
+        if not digests:
+            raise BenchmarkError(f"{self.source}: the benchmark has no items")
+        scan.n_items = len(digests)
+        h = hashlib.sha256()
+        for d in sorted(digests):
+            h.update(d)
+        scan.fingerprint = "sha256:" + h.hexdigest()
+        return scan
+
+    # -- public ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._scan.n_items
+
+    @property
+    def fingerprint(self) -> str:
+        return self._scan.fingerprint
+
+    @property
+    def answer_counts(self) -> Counter:
+        """(n_options, answer letter) -> count; used by the `frequent` baseline."""
+        return Counter(self._scan.answers)
+
+    def info(self) -> BenchmarkInfo:
+        return BenchmarkInfo(
+            source=self.source,
+            config=self.config,
+            split=self.split,
+            revision=self.revision,
+            layout=self.layout,  # type: ignore[arg-type]
+            fingerprint=self.fingerprint,
+            n_items=len(self),
+            n_groups=len(self._scan.groups),
+            counts={v: self._scan.counts[v] for v in VARIANTS if self._scan.counts[v]},
+        )
+
+    def items(self) -> Iterator[Item]:
+        """Items without images (cheap)."""
+        for item, _ in self._row_items():
+            yield item
+
+    def iter_items(self, want: Callable[[int, Item], bool] | None = None) -> Iterator[LoadedItem]:
+        """Items in benchmark order with decoded images; items `want` rejects are skipped before
+        their image is decoded. A missing or corrupt image becomes `image_error`, never a crash."""
+        for index, (item, cell) in enumerate(self._row_items()):
+            if want is not None and not want(index, item):
+                continue
+            data = self._image_bytes(cell)
+            if data is None:
+                yield LoadedItem(index, item, None, "image missing or unreadable")
+                continue
+            try:
+                yield LoadedItem(index, item, ImageInput.from_bytes(data))
+            except ImageDecodeError as exc:
+                yield LoadedItem(index, item, None, str(exc))
+
+
+def load_benchmark(
+    source: str,
+    config: str | None = None,
+    revision: str | None = None,
+    split: str | None = None,
+    side_tables: list[str] | None = None,
+) -> Benchmark:
+    """Load a benchmark in the long or the wide layout.
+
+    `source`: a hub id, a local dataset folder (with a card or plain data files), or parquet /
+    json(l) / csv files (globs allowed). `side_tables`: for wide rows without question/options/
+    answer, files such as the reference's meta CSVs ("aokvqa=aokvqa_train_meta.csv").
+    """
+    dsd, base_dir = _load_dataset(source, config, revision)
+    ds = _pick_split(dsd, split, source) if hasattr(dsd, "keys") else dsd
+    side = SideTable.from_files(side_tables) if side_tables else None
+    return Benchmark(
+        ds, source=source, config=config, split=split, revision=revision, base_dir=base_dir, side_table=side
+    )

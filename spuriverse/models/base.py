@@ -1,0 +1,139 @@
+"""The model protocol: the one seam between the evaluator and every backend.
+
+The evaluator never knows which backend it talks to; a backend never knows which benchmark calls
+it. Two request types, like lm-eval's `loglikelihood` / `generate_until`:
+
+- `score_options(requests)`: log-probabilities of each valid option letter at the answer position;
+- `generate(requests)`: new text only.
+
+Both yield `(position, response)` pairs as responses finish (not necessarily in order), so the
+runner can write each sample the moment it exists. A response carries a result or an error, never
+both, and never a fabricated letter.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from PIL import Image as PILImage
+
+from spuriverse.schema import ErrorType, ModelInfo
+
+_MIME = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+
+
+class ImageDecodeError(ValueError):
+    """The bytes are not a readable image."""
+
+
+@dataclass
+class ImageInput:
+    """An encoded image as stored in the benchmark, decoded and validated once.
+
+    `data` keeps the original bytes (API backends send them as-is); `pil()` gives an RGB image
+    for local models.
+    """
+
+    data: bytes = field(repr=False)
+    mime: str
+    size: tuple[int, int]
+    _pil: PILImage.Image | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ImageInput:
+        """Decode fully (a truncated file fails here, not inside a model batch)."""
+        if not data:
+            raise ImageDecodeError("empty image bytes")
+        try:
+            with PILImage.open(io.BytesIO(data)) as im:
+                fmt = im.format or ""
+                im.load()
+                rgb = im.convert("RGB")
+        except Exception as exc:  # PIL raises many types for corrupt input
+            raise ImageDecodeError(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
+        mime = _MIME.get(fmt.upper())
+        if mime is None:
+            # Re-encode exotic formats as PNG so every backend gets a standard MIME type.
+            buf = io.BytesIO()
+            rgb.save(buf, format="PNG")
+            data, mime = buf.getvalue(), "image/png"
+        return cls(data=data, mime=mime, size=rgb.size, _pil=rgb)
+
+    def pil(self) -> PILImage.Image:
+        if self._pil is None:
+            self._pil = PILImage.open(io.BytesIO(self.data)).convert("RGB")
+        return self._pil
+
+
+@dataclass(frozen=True)
+class Request:
+    """One question to a model: rendered text, optional image, and the letters it may answer."""
+
+    system: str | None
+    prompt: str
+    image: ImageInput | None
+    letters: tuple[str, ...]
+    max_new_tokens: int = 16
+    # Opaque, stable id of the request (e.g. for seeding a baseline); never interpreted by models.
+    key: str = ""
+
+
+@dataclass
+class ModelError:
+    message: str
+    type: ErrorType = "model"
+
+
+@dataclass
+class OptionScores:
+    """Log-probabilities of each valid letter at the answer position (or an error)."""
+
+    logprobs: dict[str, float] | None = None
+    error: ModelError | None = None
+    attempts: int = 1
+    latency_s: float | None = None
+
+
+@dataclass
+class Generation:
+    """Generated text, new tokens only (or an error)."""
+
+    text: str | None = None
+    finish_reason: str | None = None
+    usage: dict[str, int] | None = None
+    # Log-probs of the letters at the first generated position, when the backend returns them.
+    logprobs: dict[str, float] | None = None
+    error: ModelError | None = None
+    attempts: int = 1
+    latency_s: float | None = None
+
+
+class UnsupportedRequest(RuntimeError):
+    """The backend cannot serve this request type at all (e.g. log-probs from an API without them)."""
+
+
+@runtime_checkable
+class LVLM(Protocol):
+    """What the evaluator needs from a model."""
+
+    info: ModelInfo
+    supports_logprobs: bool
+    # How many requests the runner should hand over per call (batch size for local models,
+    # a window larger than the concurrency for API models).
+    chunk_size: int
+
+    def score_options(self, requests: Sequence[Request]) -> Iterator[tuple[int, OptionScores]]: ...
+
+    def generate(self, requests: Sequence[Request]) -> Iterator[tuple[int, Generation]]: ...
+
+    def close(self) -> None: ...

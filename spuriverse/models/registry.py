@@ -1,0 +1,100 @@
+"""Resolve `--model` to a backend: registry aliases, `openai:<name>`, hub ids and local folders."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+import warnings
+from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# Backend name -> "module:class". Imported lazily so an API run never imports transformers.
+BACKENDS: dict[str, str] = {
+    "hf": "spuriverse.models.hf:HFBackend",
+    "openai": "spuriverse.models.openai_api:OpenAIBackend",
+    "baseline": "spuriverse.models.baselines:make_baseline",
+}
+
+
+class ModelSpecError(ValueError):
+    """`--model` names nothing we can run."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A resolved model: which backend, which checkpoint, and the backend's keyword defaults."""
+
+    alias: str
+    backend: str
+    checkpoint: str
+    revision: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+
+
+@cache
+def registry() -> dict[str, ModelSpec]:
+    text = resources.files("spuriverse.models").joinpath("registry.toml").read_text("utf-8")
+    out = {}
+    for alias, entry in tomllib.loads(text).items():
+        entry = dict(entry)
+        backend, checkpoint = entry.pop("backend"), entry.pop("checkpoint")
+        if backend not in BACKENDS:
+            raise ModelSpecError(f"registry entry {alias!r}: unknown backend {backend!r}")
+        revision, notes = entry.pop("revision", None), entry.pop("notes", "")
+        out[alias] = ModelSpec(alias, backend, checkpoint, revision, entry, notes)
+    return out
+
+
+def resolve_model(spec: str, revision: str | None = None) -> ModelSpec:
+    """`spec` is an alias, `openai:<name>`, a local folder, or a hub id (`owner/name`)."""
+    reg = registry()
+    if spec in reg:
+        found = reg[spec]
+        return replace(found, revision=revision or found.revision)
+    if spec.startswith("openai:"):
+        name = spec.split(":", 1)[1]
+        if not name:
+            raise ModelSpecError("openai:<name> needs a model name, e.g. openai:gpt-4o-mini")
+        return ModelSpec(spec, "openai", name)
+    if Path(spec).expanduser().is_dir():
+        return ModelSpec(spec, "hf", str(Path(spec).expanduser()), revision)
+    if "/" in spec and not spec.startswith((".", "/", "~")):
+        return ModelSpec(spec, "hf", spec, revision)
+    raise ModelSpecError(
+        f"unknown model {spec!r}: not an alias ({', '.join(sorted(reg))}), not openai:<name>, "
+        "not a local folder and not a hub id owner/name"
+    )
+
+
+def build_model(spec: ModelSpec, **overrides: Any) -> Any:
+    """Instantiate the backend for `spec`.
+
+    `overrides` (command-line options; None = not given) win over the registry defaults. Options a
+    backend does not take (e.g. --base-url for a local model) are dropped with a warning, so the
+    caller never needs to know which backend it is building.
+    """
+    module, _, attr = BACKENDS[spec.backend].partition(":")
+    factory = getattr(importlib.import_module(module), attr)
+    params = inspect.signature(factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs = dict(spec.options)
+    if spec.revision is not None:
+        kwargs["revision"] = spec.revision
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in params or takes_any:
+            kwargs[key] = value
+        else:
+            warnings.warn(f"option {key!r} does not apply to the {spec.backend} backend; ignored", stacklevel=2)
+    return factory(spec.checkpoint, alias=spec.alias, **kwargs)

@@ -1,0 +1,256 @@
+"""Every file format spuriverse writes, as pydantic models (the single source of truth).
+
+`spuriverse schema --out DIR` exports them as JSON Schema; the exported copies live in
+`spuriverse/schemas/` and a test keeps them in sync with these classes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import string
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = "1.0"
+
+LETTERS = string.ascii_uppercase[:6]  # options are labelled (A)..(F)
+MIN_OPTIONS, MAX_OPTIONS = 2, 6
+
+Variant = Literal["anchor", "spurious", "counter", "control"]
+VARIANTS: tuple[str, ...] = ("anchor", "spurious", "counter", "control")
+ParseStatus = Literal["logprob", "strict", "heuristic", "option_text", "unparsed"]
+Strategy = Literal["direct", "cot", "spurious_aware"]
+Scoring = Literal["logprob", "generate"]
+ErrorType = Literal["image", "model", "api", "input"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def letters_for(n_options: int) -> tuple[str, ...]:
+    """The valid answer letters for an item with `n_options` options."""
+    return tuple(LETTERS[:n_options])
+
+
+class Item(_Strict):
+    """One benchmark question on one image (the native *long* layout, minus the image)."""
+
+    item_id: str = Field(min_length=1)
+    group_id: str = Field(min_length=1)
+    variant: Variant
+    question: str = Field(min_length=1)
+    options: list[str] = Field(min_length=MIN_OPTIONS, max_length=MAX_OPTIONS)
+    answer: str
+    source_benchmark: str = ""
+    source_id: str = ""
+    spurious_attribute: str = ""
+    core_attribute: str = ""
+    category: str = ""
+
+    @field_validator("options")
+    @classmethod
+    def _options_non_empty(cls, v: list[str]) -> list[str]:
+        for i, o in enumerate(v):
+            if not isinstance(o, str) or not o.strip():
+                raise ValueError(f"option {LETTERS[i]} is empty")
+        return v
+
+    @model_validator(mode="after")
+    def _answer_is_valid_letter(self) -> Item:
+        if self.answer not in letters_for(len(self.options)):
+            raise ValueError(
+                f"answer {self.answer!r} is not one of {', '.join(letters_for(len(self.options)))}"
+            )
+        return self
+
+
+class Sample(_Strict):
+    """One line of `samples.jsonl`: one finished (item, rotation) with its outcome."""
+
+    index: int = Field(ge=0, description="position of the item in the benchmark")
+    item_id: str
+    rotation: int | None = Field(None, description="CircularEval rotation (options shifted by this)")
+    group_id: str
+    variant: Variant
+    source_benchmark: str = ""
+    category: str = ""
+    spurious_attribute: str = ""
+    n_options: int = Field(ge=MIN_OPTIONS, le=MAX_OPTIONS)
+    answer: str = Field(description="correct letter as asked (after rotation)")
+    prediction: str | None = Field(description="predicted letter, or null (failed / unparsed)")
+    correct: bool
+    parse_status: ParseStatus | None = Field(description="null when the sample failed")
+    error: str | None = None
+    error_type: ErrorType | None = None
+    raw: str | None = Field(None, description="the model's raw text (generation), if any")
+    logprobs: dict[str, float] | None = None
+    scoring: Scoring
+    prompt_hash: str
+    attempts: int = 1
+    latency_s: float | None = None
+    usage: dict[str, int] | None = None
+    timestamp: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Sample:
+        if self.error is not None and (self.prediction is not None or self.correct):
+            raise ValueError("a failed sample cannot carry a prediction or be correct")
+        if self.correct and self.prediction != self.answer:
+            raise ValueError("correct is true but prediction != answer")
+        if self.error is None and self.parse_status is None:
+            raise ValueError("a sample without error needs a parse_status")
+        if self.logprobs is not None:
+            for k, v in self.logprobs.items():
+                if not math.isfinite(v):
+                    raise ValueError(f"log-prob of {k} is not finite")
+        return self
+
+
+class RunConfig(_Strict):
+    """What defines a run: resume only continues a folder whose config matches exactly."""
+
+    model: str
+    backend: str
+    checkpoint: str
+    revision: str | None = None
+    dataset: str
+    config: str | None = None
+    split: str | None = None
+    dataset_revision: str | None = None
+    fingerprint: str
+    strategy: Strategy
+    scoring: Scoring
+    circular: bool = False
+    blind: bool = False
+    seed: int = 0
+    prompt_hash: str
+    parser_version: str
+    max_new_tokens: int
+
+
+class MetricValue(_Strict):
+    value: float | None = Field(description="null when no item contributes")
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int = Field(0, description="number of items (or groups, for group-level metrics)")
+
+
+class GroupRow(_Strict):
+    group_id: str
+    source_benchmark: str = ""
+    spurious_attribute: str = ""
+    n_items: int
+    acc: float | None = Field(description="accuracy over anchor + spurious items")
+    anchor_correct: bool | None = None
+    spurious_acc: float | None = None
+    counter_acc: float | None = None
+    consistent: bool = Field(description="anchor and every spurious item right")
+    n_failed: int = 0
+    n_unparsed: int = 0
+
+
+class BenchmarkInfo(_Strict):
+    source: str
+    config: str | None = None
+    split: str | None = None
+    revision: str | None = None
+    layout: Literal["long", "wide"] = "long"
+    fingerprint: str
+    n_items: int
+    n_groups: int
+    counts: dict[str, int] = Field(description="items per variant")
+
+
+class ModelInfo(_Strict):
+    alias: str
+    backend: str
+    checkpoint: str
+    revision: str | None = None
+    dtype: str | None = None
+    device: str | None = None
+    blind: bool = False
+
+
+class GenerationInfo(_Strict):
+    max_new_tokens: int
+    do_sample: bool = False
+    temperature: float = 0.0
+    top_logprobs: int | None = None
+
+
+class HarnessInfo(_Strict):
+    version: str
+    git_commit: str | None = None
+    dirty: bool | None = None
+
+
+class FailureCounts(_Strict):
+    n_samples: int
+    n_failed: int
+    n_unparsed: int
+    failed_rate: float
+    unparsed_rate: float
+    by_type: dict[str, int] = Field(default_factory=dict)
+    n_missing: int = Field(0, description="benchmark items with no sample (partial run)")
+
+
+class BootstrapInfo(_Strict):
+    iterations: int
+    seed: int
+    level: float
+    unit: Literal["group"] = "group"
+
+
+class RunResult(_Strict):
+    """`results.json`: everything needed to cite, reproduce and re-score one run."""
+
+    schema_version: str = SCHEMA_VERSION
+    created: str
+    benchmark: BenchmarkInfo
+    model: ModelInfo
+    generation: GenerationInfo
+    strategy: Strategy
+    scoring: Scoring
+    circular: bool = False
+    seed: int = 0
+    prompt_hash: str
+    parser_version: str
+    harness: HarnessInfo
+    packages: dict[str, str]
+    timings: dict[str, float]
+    failures: FailureCounts
+    failures_count_as_wrong: bool = True
+    bootstrap: BootstrapInfo
+    metrics: dict[str, MetricValue]
+    breakdowns: dict[str, dict[str, MetricValue]] = Field(default_factory=dict)
+    per_group: list[GroupRow]
+    samples_file: str = "samples.jsonl"
+    samples_sha256: str | None = None
+
+
+EXPORTED: dict[str, type[BaseModel]] = {
+    "item": Item,
+    "sample": Sample,
+    "run_config": RunConfig,
+    "run_result": RunResult,
+}
+
+
+def json_schemas() -> dict[str, dict]:
+    """JSON Schema for every exported format, keyed by file stem."""
+    return {name: model.model_json_schema() for name, model in EXPORTED.items()}
+
+
+def export_json_schemas(out_dir: str | Path) -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in json_schemas().items():
+        path = out / f"{name}.schema.json"
+        path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
