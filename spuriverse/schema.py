@@ -12,7 +12,7 @@ import string
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 SCHEMA_VERSION = "1.0"
 
@@ -59,13 +59,13 @@ class Item(_Strict):
                 raise ValueError(f"option {LETTERS[i]} is empty")
         return v
 
-    @model_validator(mode="after")
-    def _answer_is_valid_letter(self) -> Item:
-        if self.answer not in letters_for(len(self.options)):
-            raise ValueError(
-                f"answer {self.answer!r} is not one of {', '.join(letters_for(len(self.options)))}"
-            )
-        return self
+    @field_validator("answer")
+    @classmethod
+    def _answer_is_valid_letter(cls, v: str, info: ValidationInfo) -> str:
+        options = info.data.get("options")
+        if options is not None and v not in letters_for(len(options)):
+            raise ValueError(f"answer {v!r} is not one of {', '.join(letters_for(len(options)))}")
+        return v
 
 
 class Sample(_Strict):
@@ -205,6 +205,21 @@ class BootstrapInfo(_Strict):
     unit: Literal["group"] = "group"
 
 
+class RunManifest(_Strict):
+    """`run.json`: written when a run starts. Resume checks `config`; `spuriverse score` reads the
+    rest, so results can be rebuilt from `samples.jsonl` + this file alone."""
+
+    schema_version: str = SCHEMA_VERSION
+    created: str
+    config: RunConfig
+    benchmark: BenchmarkInfo
+    model: ModelInfo
+    generation: GenerationInfo
+    harness: HarnessInfo
+    packages: dict[str, str]
+    limit: int | None = Field(None, description="--limit of the latest invocation (items asked)")
+
+
 class RunResult(_Strict):
     """`results.json`: everything needed to cite, reproduce and re-score one run."""
 
@@ -236,6 +251,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "item": Item,
     "sample": Sample,
     "run_config": RunConfig,
+    "run_manifest": RunManifest,
     "run_result": RunResult,
 }
 

@@ -189,7 +189,8 @@ def wide_items(row_no: int, row: dict[str, Any], image_cols: list[str], side: Si
     }
     yield WideItem(make_item(row_no, {"item_id": f"{group}/anchor", "variant": "anchor", **common}, f", {bench}"), "image")
     for col in image_cols:
-        if row.get(col) is None:
+        cell = row.get(col)
+        if cell is None or (isinstance(cell, dict) and not cell.get("bytes") and not cell.get("path")):
             continue
         k = _WIDE_IMAGE.match(col).group(1)  # type: ignore[union-attr]
         item = make_item(row_no, {"item_id": f"{group}/spurious_{k}", "variant": "spurious", **common})

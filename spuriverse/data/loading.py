@@ -67,16 +67,18 @@ def _load_dataset(source: str, config: str | None, revision: str | None) -> tupl
     """Resolve `source` to a datasets call. Returns the DatasetDict and a base dir for image paths."""
     import datasets
 
+    # Local sources are streamed straight from their files: no Arrow cache copy, and no risk of
+    # the cache serving an older build of a file with the same name and size.
     path = Path(source).expanduser()
     if path.is_dir():
-        return datasets.load_dataset(str(path), name=config), path
+        return datasets.load_dataset(str(path), name=config, streaming=True), path
     matches = sorted(glob.glob(str(path))) if any(ch in source for ch in "*?[") else []
     if path.is_file() or matches:
         files = matches or [str(path)]
         builder = _FILE_BUILDERS.get(Path(files[0]).suffix.lower())
         if builder is None:
             raise BenchmarkError(f"{source}: unsupported file type (use parquet, json/jsonl or csv)")
-        return datasets.load_dataset(builder, data_files=files), Path(files[0]).parent
+        return datasets.load_dataset(builder, data_files=files, streaming=True), Path(files[0]).parent
     if source.startswith((".", "/", "~")) or source.endswith(tuple(_FILE_BUILDERS)):
         raise BenchmarkError(f"{source}: no such file or folder")
     try:
@@ -106,12 +108,12 @@ class Benchmark:
 
         self.source, self.config, self.split, self.revision = source, config, split, revision
         self.base_dir, self.side_table = base_dir, side_table
-        cols = list(dataset.column_names)
+        cols = list(dataset.column_names or next(iter(dataset), {}).keys())
         self._wide_cols = wide_image_columns(cols)
         self.layout = "wide" if self._wide_cols else "long"
         self.image_columns = [c for c in ["image", *self._wide_cols] if c in cols]
         for c in self.image_columns:
-            if isinstance(dataset.features[c], datasets.Image):
+            if dataset.features is not None and isinstance(dataset.features.get(c), datasets.Image):
                 dataset = dataset.cast_column(c, datasets.Image(decode=False))
         self.dataset = dataset
         self._scan = self._validate_and_fingerprint()

@@ -24,6 +24,11 @@ BACKENDS: dict[str, str] = {
     "baseline": "spuriverse.models.baselines:make_baseline",
 }
 
+# What `--scoring auto` picks for the direct strategy: option log-probs where the backend computes
+# them exactly; API endpoints may not return log-probs, so they generate (log-probs are still
+# recorded when returned).
+AUTO_SCORING: dict[str, str] = {"hf": "logprob", "openai": "generate", "baseline": "generate"}
+
 
 class ModelSpecError(ValueError):
     """`--model` names nothing we can run."""

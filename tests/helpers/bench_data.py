@@ -87,3 +87,28 @@ def write_long_dataset(out: str | Path, rows: list[dict] | None = None, **kw) ->
     Dataset.from_list(recs, features=long_features()).to_parquet(str(out / "data" / "test-00000.parquet"))
     (out / "README.md").write_text(CARD)
     return out
+
+
+def write_wide_dataset(out: str | Path, rows: list[dict], n_images: int) -> Path:
+    """The SpuriVerse release layout: one row per correlation, `image` + `spurious_group_1..N`.
+    Extra text columns in `rows` (question, A..D, answer) are written as strings."""
+    from datasets import Dataset, Features, Image as HFImage, Value
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    text_cols = sorted({k for r in rows for k in r if k != "image" and not k.startswith("spurious_group_")})
+    feats = {c: Value("string") for c in text_cols}
+    feats["image"] = HFImage()
+    for k in range(1, n_images + 1):
+        feats[f"spurious_group_{k}"] = HFImage()
+    recs = []
+    for r in rows:
+        rec = {c: r.get(c) for c in text_cols}
+        rec["image"] = {"bytes": r["image"], "path": None}
+        for k in range(1, n_images + 1):
+            b = r.get(f"spurious_group_{k}")
+            rec[f"spurious_group_{k}"] = None if b is None else {"bytes": b, "path": None}
+        recs.append(rec)
+    path = out / "train.parquet"
+    Dataset.from_list(recs, features=Features(feats)).to_parquet(str(path))
+    return path

@@ -1,0 +1,5 @@
+import sys
+
+from spuriverse.cli import main
+
+sys.exit(main())

@@ -1,0 +1,199 @@
+"""`spuriverse` command line: parses arguments, calls the stage functions, prints. No logic here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from spuriverse import __version__
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a model on a benchmark (resumes by default)",
+        description="Evaluate a model on a benchmark. Writes samples.jsonl (one line per finished "
+        "sample, flushed), run.json, results.json and report.md to --output-dir. Re-running the "
+        "same command resumes: only missing samples are asked.",
+    )
+    p.add_argument("--model", required=True,
+                   help="alias (see `spuriverse models`), hub id or local folder (HF), openai:<name>, random, frequent")
+    p.add_argument("--dataset", required=True, help="hub id, local dataset folder, or parquet/json(l) files")
+    p.add_argument("--config", help="dataset config name")
+    p.add_argument("--revision", help="dataset revision (hub)")
+    p.add_argument("--split", help="dataset split (default: the only split, else test, else train)")
+    p.add_argument("--side-table", action="append", dest="side_tables", metavar="[NAME=]FILE",
+                   help="question/options/answer for wide-layout rows that lack them, e.g. "
+                   "aokvqa=aokvqa_train_meta.csv (repeatable)")
+    p.add_argument("--strategy", default="direct", choices=["direct", "cot", "spurious_aware"])
+    p.add_argument("--scoring", default="auto", choices=["auto", "logprob", "generate"],
+                   help="auto: option log-probs for local models with --strategy direct, else generation")
+    p.add_argument("--batch-size", type=int, help="local models: batch size (default 8)")
+    p.add_argument("--limit", type=int, help="only the first N items")
+    p.add_argument("--seed", type=int, default=0, help="seed for the random baseline (default 0)")
+    p.add_argument("--circular", action="store_true", help="CircularEval: ask every rotation of the options")
+    p.add_argument("--blind", action="store_true", help="ask without the image (text-only baseline)")
+    p.add_argument("--max-new-tokens", type=int, help="generation length (default 16 direct, 768 reasoning)")
+    p.add_argument("--output-dir", type=Path, help="run folder (default runs/<model>)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="group-bootstrap iterations (default 1000)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("model backends")
+    g.add_argument("--model-revision", help="model revision (hub commit or tag)")
+    g.add_argument("--device", help="local models: cpu, cuda, cuda:1 ... (default: cuda if available)")
+    g.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="local models on GPU")
+    g.add_argument("--device-map", help="local models: e.g. auto (accelerate big-model placement)")
+    g.add_argument("--base-url", help="API models: OpenAI-compatible endpoint")
+    g.add_argument("--api-key", help="API models: key (default: $OPENAI_API_KEY); never written to disk")
+    g.add_argument("--concurrency", type=int, help="API models: requests in flight (default 32)")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(a: argparse.Namespace) -> int:
+    from spuriverse.eval.runner import EvalOptions, run_eval
+
+    out = a.output_dir or Path("runs") / a.model.replace("/", "_").replace(":", "_")
+    backend_options = {"device": a.device, "dtype": a.dtype, "device_map": a.device_map,
+                       "base_url": a.base_url, "api_key": a.api_key, "concurrency": a.concurrency}
+    result = run_eval(EvalOptions(
+        model=a.model, dataset=a.dataset, output_dir=out, config=a.config, split=a.split,
+        revision=a.revision, model_revision=a.model_revision, side_tables=a.side_tables,
+        strategy=a.strategy, scoring=a.scoring, batch_size=a.batch_size, limit=a.limit, seed=a.seed,
+        circular=a.circular, blind=a.blind, max_new_tokens=a.max_new_tokens, n_bootstrap=a.bootstrap,
+        progress=not a.no_progress, backend_options=backend_options,
+    ))
+    if result is not None:
+        _print_summary(result, out)
+    return 0
+
+
+def _print_summary(result, out: Path) -> None:
+    m, f = result.metrics, result.failures
+
+    def pct(key: str) -> str:
+        v = m.get(key)
+        if v is None or v.value is None:
+            return "-"
+        ci = f" [{100 * v.ci_low:.1f}, {100 * v.ci_high:.1f}]" if v.ci_low is not None else ""
+        return f"{100 * v.value:.1f}%{ci}"
+
+    print(f"\n{result.model.alias} on {result.benchmark.source} ({result.benchmark.fingerprint[:19]}...)")
+    for key in ("overall_acc", "anchor_acc", "spurious_acc", "counter_acc", "control_acc",
+                "mean_group_acc", "group_consistency"):
+        if key in m and m[key].value is not None:
+            print(f"  {key:<20} {pct(key)}")
+    print(f"  failed {f.n_failed} ({100 * f.failed_rate:.1f}%), unparsed {f.n_unparsed} "
+          f"({100 * f.unparsed_rate:.1f}%), missing {f.n_missing} of {f.n_samples + f.n_missing}")
+    print(f"  results: {out / 'results.json'}\n  report:  {out / 'report.md'}")
+
+
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="recompute results.json and the report from samples.jsonl alone",
+                       description="Re-score a run folder from run.json + samples.jsonl (no model runs).")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--bootstrap", type=int, default=1000, help="group-bootstrap iterations")
+    p.add_argument("--failures-excluded", action="store_true",
+                   help="exclude failed/unparsed samples from accuracies (default: they count as wrong)")
+    p.add_argument("--no-report", action="store_true", help="write results.json only")
+    p.set_defaults(func=_cmd_score)
+
+
+def _cmd_score(a: argparse.Namespace) -> int:
+    from spuriverse.eval.results import score_run
+
+    result = score_run(a.run_dir, n_bootstrap=a.bootstrap, failures_as_wrong=not a.failures_excluded,
+                       report=not a.no_report)
+    _print_summary(result, a.run_dir)
+    return 0
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list model aliases", description="List the model registry.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_models)
+
+
+def _cmd_models(a: argparse.Namespace) -> int:
+    from spuriverse.models.registry import registry
+
+    reg = registry()
+    if a.json:
+        print(json.dumps({k: {"backend": v.backend, "checkpoint": v.checkpoint, **v.options, "notes": v.notes}
+                          for k, v in reg.items()}, indent=2))
+        return 0
+    width = max(map(len, reg))
+    for alias, spec in reg.items():
+        print(f"{alias:<{width}}  {spec.backend:<8}  {spec.checkpoint:<42}  {spec.notes}")
+    print("\nAlso: any hub id or local folder (HF backend), openai:<name> (API backend).")
+    return 0
+
+
+def _add_schema(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("schema", help="export the JSON Schema of every file format",
+                       description="Write <name>.schema.json for each file format spuriverse writes.")
+    p.add_argument("--out", type=Path, default=Path("schemas"), help="output folder (default schemas/)")
+    p.set_defaults(func=_cmd_schema)
+
+
+def _cmd_schema(a: argparse.Namespace) -> int:
+    from spuriverse.schema import export_json_schemas
+
+    for path in export_json_schemas(a.out):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spuriverse",
+        description="Benchmark vision-language models for spurious correlations.",
+    )
+    parser.add_argument("--version", action="version", version=f"spuriverse {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_eval, _add_score, _add_models, _add_schema):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    from spuriverse.data.layouts import BenchmarkError
+    from spuriverse.eval.runner import RunConfigMismatch
+    from spuriverse.eval.samples import SamplesFileError
+    from spuriverse.models.registry import ModelSpecError
+
+    try:
+        code = args.func(args)
+    except (BenchmarkError, ModelSpecError, RunConfigMismatch, SamplesFileError, FileNotFoundError,
+            ValueError) as exc:
+        if os.environ.get("SPURIVERSE_DEBUG"):
+            raise
+        print(f"spuriverse {args.command}: error: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished samples are saved; re-run the same command to resume", file=sys.stderr)
+        code = 130
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _shutdown_distributed(code)
+    return code
+
+
+def _shutdown_distributed(code: int) -> None:
+    """Tear down the process group and exit hard: a CPU launch that imported transformers can
+    otherwise abort at interpreter exit after finishing (see offline-models.md)."""
+    try:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

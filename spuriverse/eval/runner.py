@@ -1,0 +1,277 @@
+"""`spuriverse eval`: stream a benchmark through a model, one durable sample line at a time.
+
+Task = dataset + strategy (prompt) + scorer; the model only sees `Request`s. Runs resume by default:
+a re-run asks only what `samples.jsonl` lacks. Under `accelerate launch` / `torchrun` each process
+takes every world_size-th item and appends to its own shard; the main process merges them into the
+same canonical file a single process writes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from spuriverse.data import LoadedItem, load_benchmark
+from spuriverse.eval.parsing import PARSER_VERSION, parse_answer
+from spuriverse.eval.prompts import get_template, render_prompt, rotate_options
+from spuriverse.eval.results import (
+    MANIFEST,
+    build_result,
+    file_sha256,
+    harness_info,
+    now_iso,
+    package_versions,
+    write_result,
+)
+from spuriverse.eval.samples import (
+    SAMPLES,
+    SampleWriter,
+    read_run_samples,
+    sample_key,
+    write_canonical,
+)
+from spuriverse.models.base import Generation, OptionScores, Request
+from spuriverse.models.registry import AUTO_SCORING, build_model, resolve_model
+from spuriverse.schema import GenerationInfo, Item, RunConfig, RunManifest, RunResult, Sample
+
+DEFAULT_MAX_NEW_TOKENS = {"direct": 16, "cot": 768, "spurious_aware": 768}
+
+
+class RunConfigMismatch(RuntimeError):
+    """The output folder holds a run with another configuration."""
+
+
+@dataclass
+class EvalOptions:
+    model: str
+    dataset: str
+    output_dir: Path
+    config: str | None = None
+    split: str | None = None
+    revision: str | None = None
+    model_revision: str | None = None
+    side_tables: list[str] | None = None
+    strategy: str = "direct"
+    scoring: str = "auto"
+    batch_size: int | None = None
+    limit: int | None = None
+    seed: int = 0
+    circular: bool = False
+    blind: bool = False
+    max_new_tokens: int | None = None
+    n_bootstrap: int = 1000
+    progress: bool = True
+    report: bool = True
+    backend_options: dict[str, Any] = field(default_factory=dict)  # base_url, api_key, device, ...
+
+
+@dataclass
+class _Pending:
+    """One request in flight and what is needed to turn its response into a sample."""
+
+    index: int
+    item: Item
+    rotation: int | None
+    options: list[str]
+    answer: str
+
+
+def _dist_state() -> Any | None:
+    """accelerate's PartialState when launched with several processes, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    # Plain PartialState() on a CPU-only machine under torchrun makes every rank do everything.
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def _choose_scoring(requested: str, strategy: str, backend: str) -> str:
+    if requested == "auto":
+        return AUTO_SCORING[backend] if strategy == "direct" else "generate"
+    if requested == "logprob" and strategy != "direct":
+        raise ValueError(f"--scoring logprob needs --strategy direct ({strategy} reasons before answering)")
+    if requested not in ("logprob", "generate"):
+        raise ValueError(f"unknown scoring {requested!r} (auto, logprob, generate)")
+    return requested
+
+
+def _check_config(run_dir: Path, config: RunConfig) -> RunManifest | None:
+    path = run_dir / MANIFEST
+    if not path.exists():
+        return None
+    old = RunManifest.model_validate_json(path.read_text("utf-8"))
+    diffs = [
+        f"{k}: {getattr(old.config, k)!r} -> {getattr(config, k)!r}"
+        for k in RunConfig.model_fields
+        if getattr(old.config, k) != getattr(config, k)
+    ]
+    if diffs:
+        raise RunConfigMismatch(
+            f"{run_dir} holds a run with a different configuration ({'; '.join(diffs)}). "
+            "Use another --output-dir (resume only continues an identical configuration)."
+        )
+    return old
+
+
+def _make_sample(p: _Pending, scoring: str, prompt_hash: str, response: OptionScores | Generation | None,
+                 image_error: str | None = None) -> Sample:
+    item = p.item
+    base: dict[str, Any] = dict(
+        index=p.index, item_id=item.item_id, rotation=p.rotation, group_id=item.group_id,
+        variant=item.variant, source_benchmark=item.source_benchmark, category=item.category,
+        spurious_attribute=item.spurious_attribute, n_options=len(p.options), answer=p.answer,
+        scoring=scoring, prompt_hash=prompt_hash, timestamp=now_iso(),
+    )
+    if image_error is not None:
+        return Sample(**base, prediction=None, correct=False, parse_status=None,
+                      error=f"image: {image_error}", error_type="image")
+    assert response is not None
+    base.update(attempts=response.attempts, latency_s=response.latency_s)
+    if response.error is not None:
+        return Sample(**base, prediction=None, correct=False, parse_status=None,
+                      error=response.error.message, error_type=response.error.type,
+                      raw=getattr(response, "text", None))
+    if isinstance(response, OptionScores):
+        lps = response.logprobs or {}
+        # Highest log-prob; ties go to the earliest letter (deterministic, never random).
+        pred = max(lps, key=lambda k: (lps[k], -ord(k))) if lps else None
+        return Sample(**base, prediction=pred, correct=pred == p.answer,
+                      parse_status="logprob" if pred else "unparsed", logprobs=lps or None)
+    parsed = parse_answer(response.text, p.options)
+    return Sample(**base, prediction=parsed.letter, correct=parsed.letter == p.answer,
+                  parse_status=parsed.status, raw=response.text, logprobs=response.logprobs,
+                  usage=response.usage)
+
+
+def _expand(li: LoadedItem, done: set, circular: bool) -> Iterator[_Pending]:
+    item = li.item
+    rotations = range(len(item.options)) if circular else [None]
+    for r in rotations:
+        if (item.item_id, r) in done:
+            continue
+        opts, ans = (rotate_options(item.options, item.answer, r) if r is not None
+                     else (item.options, item.answer))
+        yield _Pending(li.index, item, r, opts, ans)
+
+
+def run_eval(opts: EvalOptions) -> RunResult | None:
+    """Run (or resume) an evaluation; returns the scored result (None on non-main processes)."""
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    state = _dist_state()
+    rank, world = (state.process_index, state.num_processes) if state else (0, 1)
+
+    bench = load_benchmark(opts.dataset, opts.config, opts.revision, opts.split, opts.side_tables)
+    timings["load_benchmark_s"] = time.perf_counter() - t_start
+    spec = resolve_model(opts.model, opts.model_revision)
+    scoring = _choose_scoring(opts.scoring, opts.strategy, spec.backend)
+    template = get_template(opts.strategy)
+    max_new = opts.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[opts.strategy]
+    config = RunConfig(
+        model=spec.alias, backend=spec.backend, checkpoint=spec.checkpoint, revision=spec.revision,
+        dataset=opts.dataset, config=opts.config, split=opts.split, dataset_revision=opts.revision,
+        fingerprint=bench.fingerprint, strategy=opts.strategy, scoring=scoring, circular=opts.circular,
+        blind=opts.blind, seed=opts.seed, prompt_hash=template.hash, parser_version=PARSER_VERSION,
+        max_new_tokens=max_new,
+    )
+    run_dir = Path(opts.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = _check_config(run_dir, config)
+    done = {sample_key(s) for s in read_run_samples(run_dir, repair=True)}
+    limit = len(bench) if opts.limit is None else min(opts.limit, len(bench))
+
+    def keys(item: Item) -> list[tuple[str, int | None]]:
+        return [(item.item_id, r) for r in (range(len(item.options)) if opts.circular else [None])]
+
+    def want(index: int, item: Item) -> bool:
+        if index >= limit or index % world != rank:
+            return False
+        return any(k not in done for k in keys(item))
+
+    # Items this process still has to ask (a metadata pass: no image is decoded).
+    todo = sum(sum(k not in done for k in keys(it)) for i, it in enumerate(bench.items()) if want(i, it))
+
+    model = None
+    if todo or manifest is None:
+        t0 = time.perf_counter()
+        overrides = dict(opts.backend_options)
+        overrides["batch_size"] = opts.batch_size
+        if state is not None:
+            overrides.setdefault("device", str(state.device))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="option 'seed'")
+            model = build_model(spec, seed=opts.seed, **overrides)
+        if hasattr(model, "prepare"):
+            model.prepare(bench.answer_counts)
+        timings["load_model_s"] = time.perf_counter() - t0
+        info = model.info.model_copy(update={"alias": spec.alias, "blind": opts.blind})
+        manifest = RunManifest(
+            created=manifest.created if manifest else now_iso(), config=config,
+            benchmark=bench.info(), model=info,
+            generation=GenerationInfo(max_new_tokens=max_new,
+                                      top_logprobs=getattr(model, "top_logprobs", None)),
+            harness=harness_info(), packages=package_versions(), limit=opts.limit,
+        )
+        if rank == 0:
+            from spuriverse.eval.samples import atomic_write_text
+
+            atomic_write_text(run_dir / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+
+    t_inf = time.perf_counter()
+    if model is not None:
+        shard = run_dir / (SAMPLES if world == 1 else f"samples.rank{rank}.jsonl")
+        bar = tqdm(total=todo,
+                   disable=not opts.progress or rank != 0, desc=f"eval {spec.alias}", unit="q",
+                   dynamic_ncols=True)
+        method = model.score_options if scoring == "logprob" else model.generate
+        with SampleWriter(shard) as writer:
+            pending: list[tuple[_Pending, Request]] = []
+
+            def flush() -> None:
+                reqs = [r for _, r in pending]
+                for pos, response in method(reqs):
+                    writer.write(_make_sample(pending[pos][0], scoring, template.hash, response))
+                    bar.update(1)
+                pending.clear()
+
+            for li in bench.iter_items(want):
+                for p in _expand(li, done, opts.circular):
+                    if li.image_error is not None and not opts.blind:
+                        writer.write(_make_sample(p, scoring, template.hash, None, li.image_error))
+                        bar.update(1)
+                        continue
+                    rp = render_prompt(li.item.question, p.options, opts.strategy)
+                    key = li.item.item_id if p.rotation is None else f"{li.item.item_id}#{p.rotation}"
+                    pending.append((p, Request(system=rp.system, prompt=rp.user,
+                                               image=None if opts.blind else li.image,
+                                               letters=rp.letters, max_new_tokens=max_new, key=key)))
+                    if len(pending) >= model.chunk_size:
+                        flush()
+            if pending:
+                flush()
+        bar.close()
+        model.close()
+    timings["inference_s"] = time.perf_counter() - t_inf
+
+    if state is not None:
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            return None
+    samples = read_run_samples(run_dir, repair=True)
+    write_canonical(run_dir, samples)
+    timings["total_s"] = time.perf_counter() - t_start
+    if todo:
+        timings["samples_per_s"] = todo / max(timings["inference_s"], 1e-9)
+    result = build_result(manifest, samples, timings=timings, n_bootstrap=opts.n_bootstrap,
+                          samples_sha256=file_sha256(run_dir / SAMPLES))
+    write_result(run_dir, result, report=opts.report)
+    return result

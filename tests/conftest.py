@@ -1,0 +1,47 @@
+"""Offline test session: environment set before any HF import; tiny models built once per session."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+_HF_HOME = tempfile.mkdtemp(prefix="spuriverse-hf-")
+os.environ.update({
+    "HF_HUB_OFFLINE": "1",              # an accidental hub id fails at once instead of hanging
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HOME": _HF_HOME,
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "TRANSFORMERS_VERBOSITY": "error",
+})
+os.environ.pop("OPENAI_API_KEY", None)
+sys.path.insert(0, str(Path(__file__).parent))
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_META = REPO.parent / "shared" / "data" / "spuriverse-reference-meta"
+
+
+@pytest.fixture(scope="session")
+def tiny_llava(tmp_path_factory) -> Path:
+    from helpers.tiny_models import build_tiny_llava
+
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llava_next(tmp_path_factory) -> Path:
+    from helpers.tiny_models import build_tiny_llava_next
+
+    return build_tiny_llava_next(tmp_path_factory.mktemp("tiny-llava-next"))
+
+
+@pytest.fixture(scope="session")
+def small_benchmark(tmp_path_factory) -> Path:
+    """A local dataset folder: 6 groups (anchor + 3 spurious + 1 counter) + 6 controls = 36 items."""
+    from helpers.bench_data import write_long_dataset
+
+    return write_long_dataset(tmp_path_factory.mktemp("bench"), n_groups=6, n_controls=6)
