@@ -1,0 +1,112 @@
+"""Throughput of the OpenAI-compatible backend against a fake server in another process.
+
+The fake server (tests/helpers/fake_openai.py) answers every request after `--latency` seconds.
+With `concurrency` requests in flight the ideal wall time is n * latency / concurrency; the
+reported ratio wall / ideal measures the client-side overhead (target <= 1.3).
+
+    python bench/api_throughput.py [--n 1364] [--latency 0.1] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from spuriverse.models.base import ImageInput, Request
+from spuriverse.models.openai_api import OpenAIBackend
+
+FAKE_SERVER = Path(__file__).resolve().parents[1] / "tests" / "helpers" / "fake_openai.py"
+
+
+def _png(i: int, size: int = 32) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), ((i * 37) % 256, (i * 91) % 256, (i * 13) % 256)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_requests(n: int) -> list[Request]:
+    """n direct-prompt requests, each with its own small PNG."""
+    return [
+        Request(
+            system="Answer with the letter of the correct option.",
+            prompt=f"Question {i}: what is shown?\n(A) a cat\n(B) a dog\n(C) a bird\n(D) a fish\nAnswer:",
+            image=ImageInput.from_bytes(_png(i)),
+            letters=("A", "B", "C", "D"),
+            max_new_tokens=8,
+        )
+        for i in range(n)
+    ]
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+    """Start the fake server as a separate process; return it and its base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, str(FAKE_SERVER), "--port", "0", "--latency", str(latency)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    base_url = proc.stdout.readline().strip()
+    if not base_url.startswith("http"):
+        proc.kill()
+        raise RuntimeError(f"fake server did not start (got {base_url!r})")
+    return proc, base_url
+
+
+def run_bench(n: int = 1364, latency: float = 0.1, concurrency: int = 32) -> dict[str, Any]:
+    """Run n generate requests through OpenAIBackend; return timing figures."""
+    requests = make_requests(n)
+    proc, base_url = start_server(latency)
+    backend = OpenAIBackend("fake-model", base_url=base_url, api_key="bench-key", concurrency=concurrency)
+    try:
+        seen: set[int] = set()
+        errors = 0
+        t0 = time.perf_counter()
+        for pos, gen in backend.generate(requests):
+            seen.add(pos)
+            errors += gen.error is not None
+        wall = time.perf_counter() - t0
+    finally:
+        backend.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+    if len(seen) != n:
+        raise RuntimeError(f"only {len(seen)} of {n} positions came back")
+    ideal = n * latency / concurrency
+    return {
+        "n": n,
+        "latency_s": latency,
+        "concurrency": concurrency,
+        "wall_s": wall,
+        "ideal_s": ideal,
+        "ratio": wall / ideal if ideal else float("nan"),
+        "requests_per_s": n / wall,
+        "errors": errors,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=1364, help="number of requests (default 1364)")
+    p.add_argument("--latency", type=float, default=0.1, help="server latency per request in seconds")
+    p.add_argument("--concurrency", type=int, default=32, help="requests in flight")
+    args = p.parse_args(argv)
+    r = run_bench(args.n, args.latency, args.concurrency)
+    print(f"N            {r['n']}")
+    print(f"wall         {r['wall_s']:.2f} s")
+    print(f"ideal        {r['ideal_s']:.2f} s  (N x {r['latency_s']} / {r['concurrency']})")
+    print(f"ratio        {r['ratio']:.2f}  (target <= 1.3)")
+    print(f"requests/s   {r['requests_per_s']:.1f}")
+    print(f"errors       {r['errors']}")
+    return 0 if r["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

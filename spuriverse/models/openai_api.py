@@ -1,0 +1,303 @@
+"""OpenAI-compatible chat-completions backend (OpenAI, vLLM, SGLang, LiteLLM, ... servers).
+
+Design: one private event loop per backend runs on a daemon thread for the backend's lifetime; the
+real `openai.AsyncOpenAI` client (its own retries off) lives on it. `score_options` / `generate`
+submit one task per request, bounded by an `asyncio.Semaphore(concurrency)`, and yield
+`(position, response)` from a thread-safe queue as each request finishes, so requests keep flowing
+while the caller handles a result. Stopping iteration early cancels the requests still pending.
+
+Retries (ours): 408/409/429 (honouring `retry-after-ms` / `retry-after`, capped at `backoff_max`),
+5xx, timeouts, connection errors and garbage 200s (not JSON, no choices, no content), with capped
+exponential backoff and jitter. Other 4xx fail at once. A request that still fails carries
+`ModelError(type="api")`; the API key is never part of any message, log or repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import json
+import math
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal, TypeVar
+
+import openai
+from openai import AsyncOpenAI
+
+from spuriverse.models.base import Generation, ModelError, OptionScores, Request
+from spuriverse.schema import ModelInfo
+
+_Kind = Literal["score", "generate"]
+_R = TypeVar("_R", OptionScores, Generation)
+_RETRY_STATUS = {408, 409, 429}
+NO_LOGPROBS = "endpoint returned no log-probs for the option letters"
+
+
+class _Garbage(Exception):
+    """A 200 response that is not a usable chat completion."""
+
+
+def _letter_of(token: str, letters: Sequence[str]) -> str | None:
+    """The option letter a token spells exactly ("B", " B", "(B"), else None."""
+    s = token.strip()
+    if s.startswith("("):
+        s = s[1:].strip()
+    return s if s in letters else None
+
+
+def letter_logprobs(position: Any, letters: Sequence[str]) -> dict[str, float]:
+    """Map one token position's top_logprobs (and its sampled token) to letter -> max log-prob."""
+    out: dict[str, float] = {}
+    cands = [(getattr(position, "token", None), getattr(position, "logprob", None))]
+    cands += [(getattr(t, "token", None), getattr(t, "logprob", None)) for t in position.top_logprobs or []]
+    for tok, lp in cands:
+        if not isinstance(tok, str) or not isinstance(lp, (int, float)) or not math.isfinite(lp):
+            continue
+        letter = _letter_of(tok, letters)
+        if letter is not None and lp > out.get(letter, -math.inf):
+            out[letter] = float(lp)
+    return out
+
+
+def answer_logprobs(choice: Any, letters: Sequence[str]) -> dict[str, float] | None:
+    """Letter log-probs at the answer position: the first generated token, or the second when the
+    first is only "(" or whitespace. None when the endpoint sent no log-probs or no letter shows."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None) or []
+    for pos in content[:2]:
+        found = letter_logprobs(pos, letters)
+        if found:
+            return found
+        if str(getattr(pos, "token", "")).strip() not in ("", "("):
+            break
+    return None
+
+
+def _retry_after(exc: openai.APIStatusError, cap: float) -> float | None:
+    """Server-requested delay in seconds from `retry-after-ms` / `retry-after`, capped."""
+    headers = exc.response.headers
+    try:
+        if (ms := headers.get("retry-after-ms")) is not None:
+            return min(max(float(ms) / 1000.0, 0.0), cap)
+        if (sec := headers.get("retry-after")) is not None:
+            try:
+                val = float(sec)
+            except ValueError:
+                val = email.utils.parsedate_to_datetime(sec).timestamp() - time.time()
+            return min(max(val, 0.0), cap)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return None
+
+
+class OpenAIBackend:
+    """An LVLM served by an OpenAI-compatible `/chat/completions` endpoint."""
+
+    supports_logprobs = True  # may return them: score_options errors when the endpoint has none
+
+    def __init__(
+        self,
+        checkpoint: str,
+        *,
+        alias: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 32,
+        max_retries: int = 5,
+        timeout: float = 60.0,
+        top_logprobs: int = 20,
+        chunk_size: int | None = None,
+        backoff_base: float = 0.5,
+        backoff_max: float = 20.0,
+        temperature: float = 0.0,
+    ) -> None:
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            raise ValueError("no API key for the OpenAI backend: set OPENAI_API_KEY or pass --api-key")
+        if concurrency < 1 or max_retries < 0:
+            raise ValueError("concurrency must be >= 1 and max_retries >= 0")
+        self.info = ModelInfo(alias=alias or checkpoint, backend="openai", checkpoint=checkpoint)
+        self.checkpoint, self.base_url = checkpoint, base_url
+        self.concurrency, self.max_retries, self.timeout = concurrency, max_retries, timeout
+        self.top_logprobs, self.temperature = top_logprobs, temperature
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.chunk_size = chunk_size or 4 * concurrency
+        self._gen_logprobs = True  # turned off once the endpoint rejects logprobs for generate
+        self._rng = random.Random(0)
+        self._scrub = lambda text: text.replace(key, "***")  # the key is kept only by the client
+        self._closed = False
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="openai-backend", daemon=True)
+        self._thread.start()
+        self._client, self._sem = self._submit(self._setup(key)).result()
+
+    async def _setup(self, key: str) -> tuple[AsyncOpenAI, asyncio.Semaphore]:
+        client = AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout)
+        return client, asyncio.Semaphore(self.concurrency)
+
+    def _submit(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(checkpoint={self.checkpoint!r}, base_url={self.base_url!r}, concurrency={self.concurrency})"
+
+    def __enter__(self) -> OpenAIBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ public API
+    def score_options(self, requests: Sequence[Request]) -> Iterator[tuple[int, OptionScores]]:
+        """Letter log-probs from a 1-token completion's top_logprobs, in completion order."""
+        return self._drive("score", requests)
+
+    def generate(self, requests: Sequence[Request]) -> Iterator[tuple[int, Generation]]:
+        """Greedy completions (new text only), in completion order."""
+        return self._drive("generate", requests)
+
+    def close(self) -> None:
+        """Close the HTTP client and stop the private event loop (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._submit(self._client.close()).result(timeout=10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+
+    # ------------------------------------------------------------------ driving
+    def _drive(self, kind: _Kind, requests: Sequence[Request]) -> Iterator[tuple[int, Any]]:
+        if self._closed:
+            raise RuntimeError("OpenAIBackend is closed")
+        reqs = list(requests)
+        done: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        tasks: list[asyncio.Task] = self._submit(self._start(kind, reqs, done)).result()
+        try:
+            for _ in range(len(tasks)):
+                pos, res = done.get()
+                if isinstance(res, BaseException):
+                    raise res
+                yield pos, res
+        finally:
+            if any(not t.done() for t in tasks) and not self._closed:
+                self._submit(self._cancel(tasks)).result()
+
+    async def _start(self, kind: _Kind, reqs: list[Request], done: queue.SimpleQueue) -> list[asyncio.Task]:
+        urls: dict[int, str] = {}  # one base64 encoding per distinct image in this call
+
+        def deliver(pos: int, task: asyncio.Task) -> None:
+            if not task.cancelled():
+                exc = task.exception()
+                done.put((pos, exc if exc is not None else task.result()))
+
+        tasks = []
+        for pos, req in enumerate(reqs):
+            task = asyncio.ensure_future(self._one(kind, req, self._messages(req, urls)))
+            task.add_done_callback(lambda t, p=pos: deliver(p, t))
+            tasks.append(task)
+        return tasks
+
+    @staticmethod
+    async def _cancel(tasks: list[asyncio.Task]) -> None:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    @staticmethod
+    def _messages(req: Request, urls: dict[int, str]) -> list[dict[str, Any]]:
+        """System message (if any), then the user turn: image part first (unless blind), then text."""
+        content: list[dict[str, Any]] = []
+        if req.image is not None:
+            url = urls.get(id(req.image.data))
+            if url is None:
+                url = f"data:{req.image.mime};base64,{base64.b64encode(req.image.data).decode('ascii')}"
+                urls[id(req.image.data)] = url
+            content.append({"type": "image_url", "image_url": {"url": url}})
+        content.append({"type": "text", "text": req.prompt})
+        msgs: list[dict[str, Any]] = [{"role": "system", "content": req.system}] if req.system else []
+        return [*msgs, {"role": "user", "content": content}]
+
+    # ------------------------------------------------------------------ one request
+    async def _one(self, kind: _Kind, req: Request, messages: list[dict[str, Any]]) -> OptionScores | Generation:
+        """One request with our retry policy; API failures become `ModelError(type="api")`."""
+        cls = OptionScores if kind == "score" else Generation
+        attempts = failures = 0
+        async with self._sem:
+            t0 = time.perf_counter()
+            while True:
+                attempts += 1
+                want_lp = kind == "score" or self._gen_logprobs
+                params: dict[str, Any] = {
+                    "model": self.checkpoint,
+                    "messages": messages,
+                    "max_tokens": 1 if kind == "score" else req.max_new_tokens,
+                    "temperature": self.temperature,
+                }
+                if want_lp:
+                    params.update(logprobs=True, top_logprobs=self.top_logprobs)
+                delay: float | None = None
+                try:
+                    completion = await self._client.chat.completions.create(**params)
+                    out = self._parse(kind, req, completion)
+                    out.attempts, out.latency_s = attempts, time.perf_counter() - t0
+                    return out
+                except openai.BadRequestError as exc:
+                    if kind == "generate" and want_lp and "logprobs" in f"{exc.message} {exc.param}".lower():
+                        self._gen_logprobs = False  # remembered for this instance; not a retry
+                        continue
+                    what = f"HTTP 400 {type(exc).__name__}: {exc.message}"
+                    return self._fail(cls, what, attempts, t0)
+                except openai.APIStatusError as exc:
+                    what = f"HTTP {exc.status_code} {type(exc).__name__}: {exc.message}"
+                    if exc.status_code < 500 and exc.status_code not in _RETRY_STATUS:
+                        return self._fail(cls, what, attempts, t0)
+                    delay = _retry_after(exc, self.backoff_max)
+                except openai.APIConnectionError as exc:  # includes APITimeoutError
+                    what = f"{type(exc).__name__}: {exc.message}"
+                except (_Garbage, openai.APIResponseValidationError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    what = f"invalid response ({type(exc).__name__}: {exc})"
+                failures += 1
+                if failures > self.max_retries:
+                    return self._fail(cls, what, attempts, t0)
+                if delay is None:
+                    delay = min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
+                    delay *= 0.5 + 0.5 * self._rng.random()
+                await asyncio.sleep(delay)
+
+    def _fail(self, cls: type[_R], what: str, attempts: int, t0: float) -> _R:
+        msg = f"{what[:400]} (after {attempts} attempt{'s' if attempts != 1 else ''})"
+        return cls(error=ModelError(self._scrub(msg), type="api"), attempts=attempts, latency_s=time.perf_counter() - t0)
+
+    @staticmethod
+    def _parse(kind: _Kind, req: Request, completion: Any) -> OptionScores | Generation:
+        """Turn a completion into a response; raise `_Garbage` for unusable 200s (retried)."""
+        choices = getattr(completion, "choices", None)
+        if not isinstance(choices, list) or not choices:
+            raise _Garbage("no choices")
+        choice = choices[0]
+        message = getattr(choice, "message", None)
+        text = getattr(message, "content", None)
+        lps = answer_logprobs(choice, req.letters)
+        if kind == "score":
+            if text is None and getattr(getattr(choice, "logprobs", None), "content", None) is None:
+                raise _Garbage("no message content")
+            if not lps:
+                return OptionScores(error=ModelError(NO_LOGPROBS, type="api"))
+            return OptionScores(logprobs=lps)
+        if not isinstance(text, str):
+            raise _Garbage("no message content")
+        usage = getattr(completion, "usage", None)
+        counts = None
+        if usage is not None:
+            keys = ("prompt_tokens", "completion_tokens", "total_tokens")
+            counts = {k: int(getattr(usage, k)) for k in keys if isinstance(getattr(usage, k, None), int)}
+        finish = getattr(choice, "finish_reason", None)
+        return Generation(text=text, finish_reason=finish, usage=counts or None, logprobs=lps)
