@@ -19,8 +19,7 @@ from PIL import Image
 from spuriverse.models.base import LVLM, Generation, ImageInput, OptionScores, Request
 from spuriverse.models.openai_api import NO_LOGPROBS, OpenAIBackend, _retry_after, letter_logprobs
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.helpers.fake_openai import FakeOpenAIServer, default_answer  # noqa: E402
+from helpers.fake_openai import FakeOpenAIServer, default_answer
 
 KEY = "sk-test-key-0000"
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 2.0}

@@ -1,0 +1,82 @@
+"""The command line: help everywhere, the registry listing, schema export, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spuriverse.cli import build_parser, main
+from spuriverse.schema import json_schemas
+
+COMMANDS = ["eval", "score", "models", "schema"]
+REQUIRED_ALIASES = ["llava-1.5", "llava-1.6", "qwen2.5-vl-7b", "idefics3-8b", "smolvlm", "paligemma2-3b",
+                    "llama-3.2-11b-vision", "gpt-4o", "gpt-4o-mini", "random", "frequent"]
+
+
+@pytest.mark.parametrize("argv", [["--help"]] + [[c, "--help"] for c in COMMANDS])
+def test_every_command_has_help(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0
+    assert "usage: spuriverse" in capsys.readouterr().out
+
+
+def test_models_lists_every_required_alias(capsys):
+    assert main(["models", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    for alias in REQUIRED_ALIASES:
+        assert alias in listed
+    assert listed["llava-1.5"]["checkpoint"] == "llava-hf/llava-1.5-7b-hf"
+    assert listed["llava-1.6"]["checkpoint"] == "llava-hf/llava-v1.6-mistral-7b-hf"
+    assert listed["gpt-4o"]["checkpoint"] == "gpt-4o-2024-08-06"
+
+
+def test_committed_json_schemas_are_current(tmp_path):
+    committed = Path(__file__).resolve().parents[1] / "spuriverse" / "schemas"
+    for name, schema in json_schemas().items():
+        path = committed / f"{name}.schema.json"
+        assert path.exists(), f"run `spuriverse schema --out spuriverse/schemas` ({path.name} missing)"
+        assert json.loads(path.read_text()) == schema, f"{path.name} is stale: re-export it"
+
+
+def test_unknown_model_is_a_clear_error(small_benchmark, tmp_path, capsys):
+    code = main(["eval", "--model", "no-such-alias", "--dataset", str(small_benchmark),
+                 "--output-dir", str(tmp_path / "r"), "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'no-such-alias'" in err and "llava-1.5" in err
+
+
+def test_missing_api_key_is_a_clear_error(small_benchmark, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    code = main(["eval", "--model", "gpt-4o", "--dataset", str(small_benchmark), "--output-dir",
+                 str(tmp_path / "r"), "--no-progress"])
+    assert code == 2 and "OPENAI_API_KEY" in capsys.readouterr().err
+
+
+def test_parser_accepts_the_documented_eval_flags():
+    a = build_parser().parse_args(["eval", "--model", "m", "--dataset", "d", "--config", "c", "--revision", "r",
+                                   "--split", "s", "--strategy", "cot", "--scoring", "generate",
+                                   "--batch-size", "4", "--limit", "5", "--seed", "7", "--circular",
+                                   "--output-dir", "o", "--blind"])
+    assert (a.strategy, a.scoring, a.batch_size, a.limit, a.seed, a.circular, a.blind) == \
+        ("cot", "generate", 4, 5, 7, True, True)
+
+
+def test_console_script_eval_then_score(small_benchmark, tmp_path):
+    """The installed `spuriverse` entry point, as a user runs it."""
+    exe = Path(sys.executable).parent / "spuriverse"
+    out = tmp_path / "run"
+    r = subprocess.run([str(exe), "eval", "--model", "frequent", "--dataset", str(small_benchmark),
+                        "--output-dir", str(out), "--bootstrap", "100"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "overall_acc" in r.stdout and (out / "report.md").exists()
+    before = json.loads((out / "results.json").read_text())
+    r = subprocess.run([str(exe), "score", str(out), "--bootstrap", "100"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    after = json.loads((out / "results.json").read_text())
+    assert after["metrics"] == before["metrics"]
