@@ -148,7 +148,9 @@ class GroupRow(_Strict):
     anchor_correct: bool | None = None
     spurious_acc: float | None = None
     counter_acc: float | None = None
-    consistent: bool = Field(description="anchor and every spurious item right")
+    consistent: bool | None = Field(
+        description="anchor and every spurious item right; null when the group has no scored anchor or spurious item"
+    )
     n_failed: int = 0
     n_unparsed: int = 0
 
@@ -195,14 +197,18 @@ class FailureCounts(_Strict):
     failed_rate: float
     unparsed_rate: float
     by_type: dict[str, int] = Field(default_factory=dict)
-    n_missing: int = Field(0, description="benchmark items with no sample (partial run)")
+    n_missing: int = Field(
+        0, description="benchmark items with no sample (partial run), incl. incomplete CircularEval items"
+    )
 
 
 class BootstrapInfo(_Strict):
     iterations: int
     seed: int
     level: float
-    unit: Literal["group"] = "group"
+    unit: Literal["group"] = Field(
+        "group", description="whole groups are resampled; control items are resampled as their own clusters"
+    )
 
 
 class RunManifest(_Strict):

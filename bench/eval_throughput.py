@@ -1,0 +1,131 @@
+"""Evaluation throughput: `spuriverse eval` vs the pure-forward floor vs a reference-style loop.
+
+One run, same model, same 1,364 items (124 groups x (anchor + 10 spurious)), measured side by side:
+
+- ours:      the whole `run_eval` call (load + validate + fingerprint the benchmark, load the model,
+             stream items, option log-probs in batches, write samples, score with 1,000 group-
+             bootstrap iterations, write results.json);
+- floor:     only `model(**inputs)` on the same batches, inputs prepared beforehand (no decoding,
+             no processor, no I/O): what a perfect harness would cost;
+- reference: the reference code's loop: one item at a time, `generate(max_new_tokens=100)`,
+             decode, parse. Timed on `--ref-items` items and extrapolated to all of them (a full
+             pass takes many minutes); the per-item time is printed.
+
+Model: a medium-tiny LLaVA (CLIP 224 px / patch 14 = 256 image tokens, Llama hidden 128, 4 layers),
+random weights, built offline. Targets: ours/floor <= 1.3, reference/ours >= 20.
+
+    python bench/eval_throughput.py [--groups 124] [--batch-size 16] [--ref-items 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import torch  # noqa: E402
+
+from helpers.bench_data import write_long_dataset  # noqa: E402
+from helpers.tiny_models import build_tiny_llava  # noqa: E402
+
+
+def floor_time(model_dir: Path, data_dir: Path, batch_size: int) -> tuple[float, int]:
+    """Forward passes only, on inputs built beforehand with the same processor and prompts."""
+    from spuriverse.data import load_benchmark
+    from spuriverse.eval.prompts import render_prompt
+    from spuriverse.models.base import Request
+    from spuriverse.models.hf import HFBackend
+
+    backend = HFBackend(str(model_dir), batch_size=batch_size)
+    reqs = []
+    for li in load_benchmark(str(data_dir)).iter_items():
+        rp = render_prompt(li.item.question, li.item.options, "direct")
+        reqs.append(Request(system=rp.system, prompt=rp.user, image=li.image, letters=rp.letters))
+    batches = []
+    for i in range(0, len(reqs), batch_size):
+        part = reqs[i : i + batch_size]
+        batches.append(backend._inputs(part, [backend.render(r) for r in part]))
+    with torch.inference_mode():
+        backend.model(**batches[0])  # warm-up
+        t0 = time.perf_counter()
+        for inputs in batches:
+            backend.model(**inputs).logits[:, -1, :].float().log_softmax(-1)
+        return time.perf_counter() - t0, len(reqs)
+
+
+def reference_time(model_dir: Path, data_dir: Path, n_items: int) -> tuple[float, float]:
+    """The reference's pattern: per item, generate 100 tokens, decode prompt + answer, parse."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from spuriverse.data import load_benchmark
+
+    processor = AutoProcessor.from_pretrained(str(model_dir))
+    model = AutoModelForImageTextToText.from_pretrained(str(model_dir)).eval()
+    items = []
+    for li in load_benchmark(str(data_dir)).iter_items():
+        items.append(li)
+        if len(items) == n_items:
+            break
+    t0 = time.perf_counter()
+    n_tokens = 0
+    for li in items:
+        opts = "\n".join(f"({'ABCDEF'[k]}) {o}" for k, o in enumerate(li.item.options))
+        prompt = f"USER: <image>\nQuestion: {li.item.question}\nOptions:\n{opts}\nPlease select the correct answer. ASSISTANT:"
+        inputs = processor(images=li.image.pil(), text=prompt, return_tensors="pt")
+        with torch.inference_mode():
+            out = model.generate(**inputs, max_new_tokens=100, do_sample=False)
+        n_tokens += out.shape[1] - inputs["input_ids"].shape[1]
+        text = processor.decode(out[0], skip_special_tokens=True)
+        next((c for c in "ABCD" if f"{c})" in text), None)
+    dt = time.perf_counter() - t0
+    return dt / len(items), n_tokens / len(items)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--groups", type=int, default=124, help="groups of 11 items (default 124 -> 1,364)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--ref-items", type=int, default=30, help="items timed for the reference loop")
+    args = ap.parse_args()
+
+    from spuriverse.eval.runner import EvalOptions, run_eval
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        os.environ.setdefault("HF_HOME", str(tmp / "hf"))
+        model_dir = build_tiny_llava(tmp / "model", image_size=224, patch_size=14, hidden=128, layers=4,
+                                     vision_hidden=64)
+        data_dir = write_long_dataset(tmp / "data", n_groups=args.groups, n_spurious=10, n_counter=0,
+                                      n_controls=0, image_size=(320, 240))
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+              f"{args.groups * 11} items, batch size {args.batch_size}")
+
+        t0 = time.perf_counter()
+        result = run_eval(EvalOptions(model=str(model_dir), dataset=str(data_dir), output_dir=tmp / "run",
+                                      batch_size=args.batch_size, progress=False, report=False))
+        ours = time.perf_counter() - t0
+        floor, n = floor_time(model_dir, data_dir, args.batch_size)
+        ref_per_item, ref_tokens = reference_time(model_dir, data_dir, args.ref_items)
+        ref = ref_per_item * n
+
+    print(f"\n{'':<28}{'seconds':>10}{'items/s':>10}")
+    print(f"{'spuriverse eval (ours)':<28}{ours:>10.2f}{n / ours:>10.1f}")
+    print(f"{'  of which inference':<28}{result.timings['inference_s']:>10.2f}")
+    print(f"{'pure forward (floor)':<28}{floor:>10.2f}{n / floor:>10.1f}")
+    print(f"{'reference loop (extrap.)':<28}{ref:>10.2f}{n / ref:>10.2f}"
+          f"   ({ref_per_item:.3f} s/item over {args.ref_items} items, {ref_tokens:.0f} new tokens/item)")
+    print(f"\nours / floor      = {ours / floor:.2f}   (target <= 1.3)")
+    print(f"reference / ours  = {ref / ours:.1f}   (target >= 20)")
+
+
+if __name__ == "__main__":
+    main()

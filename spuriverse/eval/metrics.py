@@ -1,0 +1,425 @@
+"""Scores for one run: a pure function of its samples (no model, no files).
+
+Unit of analysis is the *group* (one spurious correlation: anchor + spurious + optional counter items
+sharing a `group_id`). Intervals come from a percentile bootstrap that resamples whole groups; control
+items are resampled as their own clusters (one per control `group_id`) in the same iteration, so gaps
+between splits get honest intervals. Everything is a sum over clusters, so one bootstrap is one matrix
+product: (iterations x clusters) resample counts @ (clusters x quantities) per-cluster sums.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from spuriverse.schema import BootstrapInfo, FailureCounts, GroupRow, MetricValue, Sample
+
+METRIC_KEYS: tuple[str, ...] = (
+    "anchor_acc", "spurious_acc", "counter_acc", "control_acc", "overall_acc", "mean_group_acc",
+    "group_consistency", "worst_group_acc", "bottom_decile_group_acc", "gap_control_anchor",
+    "gap_control_spurious", "gap_counter_spurious", "failed_rate", "unparsed_rate",
+)  # fmt: skip
+BREAKDOWN_FIELDS: tuple[str, ...] = ("source_benchmark", "category", "spurious_attribute")
+CONTROL_BREAKDOWN_FIELDS: tuple[str, ...] = ("source_benchmark", "category")
+_VARIANT_CODE = {"anchor": 0, "spurious": 1, "counter": 2, "control": 3}
+UNSPECIFIED = "(unspecified)"  # breakdown label for items with an empty attribute
+EXACT_MCNEMAR_BELOW = 25  # discordant pairs: exact binomial below this, chi-square (cc) from here
+
+
+class ItemOutcome(NamedTuple):
+    """One benchmark item after collapsing its CircularEval rotations."""
+
+    item_id: str
+    group_id: str
+    variant: str
+    source_benchmark: str
+    category: str
+    spurious_attribute: str
+    correct: bool
+    failed: bool
+    unparsed: bool
+    error_type: str | None = None
+
+    def scored(self, failures_as_wrong: bool) -> bool:
+        """Whether the item enters accuracy denominators."""
+        return failures_as_wrong or not (self.failed or self.unparsed)
+
+
+@dataclass
+class Scores:
+    """Everything `results.json` needs from the samples."""
+
+    metrics: dict[str, MetricValue]
+    breakdowns: dict[str, dict[str, MetricValue]]
+    per_group: list[GroupRow]
+    failures: FailureCounts
+    bootstrap: BootstrapInfo
+    failures_as_wrong: bool = True
+
+
+@dataclass
+class PairedComparison:
+    """Run A vs run B on their shared items (acc and diff are A − B, in [0, 1] units)."""
+
+    n_shared: int
+    both_right: int
+    a_only: int
+    b_only: int
+    both_wrong: int
+    acc_a: float | None
+    acc_b: float | None
+    diff: float | None
+    diff_ci: tuple[float, float] | None
+    mcnemar_p: float | None
+    mcnemar_method: str  # "exact" | "chi2_cc" | "none"
+    bootstrap: BootstrapInfo
+
+
+def collapse_rotations(samples: Iterable[Sample]) -> tuple[list[ItemOutcome], int]:
+    """Collapse samples into items, sorted by item_id; return (complete items, n incomplete).
+
+    An item is right iff every rotation is right, failed if any rotation failed, unparsed if any
+    rotation is unparsed and none failed (failed and unparsed items are never right). A CircularEval
+    item (rotation not null) must carry rotations 0..n_options-1; one with fewer is incomplete and
+    left out. Raises ValueError on duplicate (item_id, rotation) or rotations that disagree.
+    """
+    by_item: dict[str, list[Sample]] = {}
+    for s in samples:
+        rows = by_item.get(s.item_id)
+        if rows is None:
+            by_item[s.item_id] = [s]
+        else:
+            rows.append(s)
+    items: list[ItemOutcome] = []
+    incomplete = 0
+    for item_id in sorted(by_item):
+        rows = by_item[item_id]
+        first = rows[0]
+        if len(rows) == 1 and first.rotation is None:  # fast path: no CircularEval
+            failed = first.error is not None
+            unparsed = not failed and first.parse_status == "unparsed"
+            items.append(ItemOutcome(
+                item_id, first.group_id, first.variant, first.source_benchmark, first.category,
+                first.spurious_attribute, first.correct and not failed and not unparsed, failed, unparsed,
+                (first.error_type or "unknown") if failed else None,
+            ))  # fmt: skip
+            continue
+        rows.sort(key=lambda s: -1 if s.rotation is None else s.rotation)
+        first, rotations = rows[0], [s.rotation for s in rows]
+        dup = next((r for r, r2 in zip(rotations, rotations[1:]) if r == r2), -2)
+        if dup != -2:
+            raise ValueError(f"duplicate sample for item {item_id!r} (rotation {dup})")
+        if any((s.group_id, s.variant, s.n_options) != (first.group_id, first.variant, first.n_options)
+               for s in rows):  # fmt: skip
+            raise ValueError(f"item {item_id!r}: rotations disagree on group, variant or options")
+        if None in rotations or not all(0 <= r < first.n_options for r in rotations):  # type: ignore[operator]
+            raise ValueError(f"item {item_id!r}: bad rotations {rotations}")
+        if len(rows) < first.n_options:
+            incomplete += 1
+            continue
+        failed = any(s.error is not None for s in rows)
+        unparsed = not failed and any(s.parse_status == "unparsed" for s in rows)
+        error_type = next((s.error_type or "unknown" for s in rows if s.error is not None), None)
+        items.append(ItemOutcome(
+            item_id, first.group_id, first.variant, first.source_benchmark, first.category,
+            first.spurious_attribute, not failed and not unparsed and all(s.correct for s in rows),
+            failed, unparsed, error_type,
+        ))  # fmt: skip
+    return items, incomplete
+
+
+def _resample_counts(rng: np.random.Generator, n_clusters: int, n_boot: int) -> np.ndarray:
+    """Row 0 = the observed data (each cluster once); rows 1.. = bootstrap multiplicities."""
+    idx = rng.integers(0, n_clusters, size=(n_boot, n_clusters)) if n_clusters else np.zeros((n_boot, 0), int)
+    flat = (idx + (np.arange(n_boot) * n_clusters)[:, None]).ravel()
+    boot = np.bincount(flat, minlength=n_boot * n_clusters).reshape(n_boot, n_clusters)
+    return np.vstack([np.ones((1, n_clusters)), boot.astype(float)])
+
+
+def _mm(m: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """m @ x, but row 0 (the point estimate) summed by numpy rather than BLAS, so estimates are
+    bit-identical whatever the number of bootstrap rows."""
+    head = (m[0].reshape(-1, *([1] * (x.ndim - 1))) * x).sum(axis=0)
+    return np.concatenate([head[None], m[1:] @ x])
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _percentile_ci(boot: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval per column of boot (resamples x metrics), ignoring NaN (undefined) draws.
+
+    Same interpolation as numpy's default ("linear") percentile, vectorised over columns.
+    """
+    s = np.sort(boot, axis=0)  # NaN sort last
+    m = (~np.isnan(boot)).sum(axis=0)
+    top = np.maximum(m - 1, 0)
+    cols = np.arange(boot.shape[1])
+    out = []
+    for q in ((1 - level) / 2, (1 + level) / 2):
+        pos = q * top
+        lo = np.floor(pos).astype(np.intp)
+        hi = np.minimum(lo + 1, top)
+        v = s[lo, cols] + (pos - lo) * (s[hi, cols] - s[lo, cols])
+        out.append(np.where(m > 0, v, np.nan))
+    return out[0], out[1]
+
+
+def _value(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _frac(num: float, den: float) -> float | None:
+    return float(num) / float(den) if den else None
+
+
+def _group_extremes(counts: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Worst-group and bottom-decile accuracy per resample; acc = per-group accuracy (NaN = none).
+
+    A group drawn k times counts k times; bottom decile = mean of the ceil(10 %) lowest of the drawn
+    groups, counted with multiplicity.
+    """
+    defined = ~np.isnan(acc)
+    if not defined.any():
+        nan = np.full(counts.shape[0], np.nan)
+        return nan, nan.copy()
+    order = np.flatnonzero(defined)[np.argsort(acc[defined], kind="stable")]
+    a, c = acc[order], counts[:, order]
+    worst = np.where(c > 0, a, np.inf).min(axis=1)
+    total = c.sum(axis=1)
+    k = np.floor((total + 9) / 10)  # integer ceil(total / 10): 0.1 * 30 would give 4
+    take = np.clip(k[:, None] - (np.cumsum(c, axis=1) - c), 0, c)
+    bottom = _ratio(_mm(take, a), k)
+    return np.where(np.isfinite(worst), worst, np.nan), bottom
+
+
+def _cluster_totals(cols: dict[str, np.ndarray], counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-cluster sums (name -> (clusters,)) to totals per resample (name -> (resamples,))."""
+    names = list(cols)
+    mat = np.column_stack([cols[k] for k in names]) if names else np.zeros((counts.shape[1], 0))
+    t = _mm(counts, mat)
+    return {k: t[:, j] for j, k in enumerate(names)}
+
+
+def score_samples(
+    samples: Iterable[Sample], *, n_bootstrap: int = 1000, seed: int = 0, level: float = 0.95,
+    failures_as_wrong: bool = True, expected_items: int | None = None, breakdowns: bool = True,
+) -> Scores:  # fmt: skip
+    """Score a run's samples (definitions: README "Metrics"). Input order never matters.
+
+    The cheap path for bulk re-scoring: n_bootstrap=0 (no intervals) and breakdowns=False.
+    """
+    if n_bootstrap < 0 or not 0 < level < 1:
+        raise ValueError("need n_bootstrap >= 0 and 0 < level < 1")
+    items, incomplete = collapse_rotations(samples)
+    n = len(items)
+    if expected_items is not None and expected_items < n:
+        raise ValueError(f"{n} scored items but only {expected_items} expected")
+    var = np.fromiter((_VARIANT_CODE[it.variant] for it in items), np.int64, n)
+    correct = np.fromiter((it.correct for it in items), bool, n)
+    failed = np.fromiter((it.failed for it in items), bool, n)
+    unparsed = np.fromiter((it.unparsed for it in items), bool, n)
+    scored = np.ones(n, bool) if failures_as_wrong else ~(failed | unparsed)
+    ctrl = var == 3
+    groups = sorted({it.group_id for it in items if it.variant != "control"})
+    controls = sorted({it.group_id for it in items if it.variant == "control"})
+    index = ({g: i for i, g in enumerate(groups)}, {g: i for i, g in enumerate(controls)})
+    row = np.fromiter((index[it.variant == "control"][it.group_id] for it in items), np.int64, n)
+    n_g, n_c = len(groups), len(controls)
+
+    def count(mask: np.ndarray, size: int) -> np.ndarray:
+        return np.bincount(row[mask], minlength=size).astype(float)
+
+    gc: dict[str, np.ndarray] = {}  # per-group sums
+    for code, v in enumerate(("anchor", "spurious", "counter")):
+        gc[f"{v}_n"] = count((var == code) & scored, n_g)
+        gc[f"{v}_c"] = count((var == code) & scored & correct, n_g)
+    right, asked = gc["anchor_c"] + gc["spurious_c"], gc["anchor_n"] + gc["spurious_n"]
+    acc_g = _ratio(right, asked)
+    eligible = (gc["anchor_n"] > 0) & (gc["spurious_n"] > 0)
+    consistent = eligible & (right == asked)
+    with_counter = gc["counter_n"] > 0
+    gc.update(
+        group_acc=np.nan_to_num(acc_g), has_acc=(asked > 0).astype(float), eligible=eligible.astype(float),
+        consistent=consistent.astype(float), cs_spurious_n=gc["spurious_n"] * with_counter,
+        cs_spurious_c=gc["spurious_c"] * with_counter, items=count(~ctrl, n_g),
+        failed=count(~ctrl & failed, n_g), unparsed=count(~ctrl & unparsed, n_g),
+    )  # fmt: skip
+    cc = {  # per-control-cluster sums
+        "control_n": count(ctrl & scored, n_c), "control_c": count(ctrl & scored & correct, n_c),
+        "items": count(ctrl, n_c), "failed": count(ctrl & failed, n_c), "unparsed": count(ctrl & unparsed, n_c),
+    }  # fmt: skip
+    blocks: list[tuple[str, bool, list[str], np.ndarray, np.ndarray]] = []  # breakdown sums per cluster x label
+    for prefix, mask, fields, size in (
+        ("", ~ctrl & (var <= 1) & scored, BREAKDOWN_FIELDS, n_g),
+        ("control_", ctrl & scored, CONTROL_BREAKDOWN_FIELDS, n_c),
+    ) if breakdowns else ():
+        idx = np.flatnonzero(mask)
+        for f in fields:
+            vals = [getattr(items[i], f) or UNSPECIFIED for i in idx]
+            if all(v == UNSPECIFIED for v in vals):
+                continue  # breakdown only "where present"
+            labels = sorted(set(vals))
+            code_of = {lab: j for j, lab in enumerate(labels)}
+            flat = row[idx] * len(labels) + np.fromiter((code_of[v] for v in vals), np.int64, len(vals))
+            asked_m = np.bincount(flat, minlength=size * len(labels)).reshape(size, len(labels)).astype(float)
+            right_m = np.bincount(flat[correct[idx]], minlength=size * len(labels)).reshape(size, len(labels))
+            blocks.append((prefix + f, prefix == "control_", labels, asked_m, right_m.astype(float)))
+
+    rng = np.random.default_rng(seed)
+    mg = _resample_counts(rng, n_g, n_bootstrap)
+    mc = _resample_counts(rng, n_c, n_bootstrap)
+    tg, tc = _cluster_totals(gc, mg), _cluster_totals(cc, mc)
+    n_a, n_s, n_k, n_ctl = tg["anchor_n"], tg["spurious_n"], tg["counter_n"], tc["control_n"]
+    anchor, spur = _ratio(tg["anchor_c"], n_a), _ratio(tg["spurious_c"], n_s)
+    counter, control = _ratio(tg["counter_c"], n_k), _ratio(tc["control_c"], n_ctl)
+    n_all = tg["items"] + tc["items"]
+    worst, bottom = _group_extremes(mg, acc_g)
+    n_grp = tg["has_acc"]
+
+    def nz(*cols: np.ndarray) -> int:  # clusters contributing to a quantity
+        return int(np.count_nonzero(sum(cols)))
+
+    k_a, k_s, k_c, k_grp = nz(gc["anchor_n"]), nz(gc["spurious_n"]), nz(cc["control_n"]), nz(gc["has_acc"])
+    # name -> (value per resample, items (or groups) per resample, clusters behind it)
+    series: dict[str, tuple[np.ndarray, np.ndarray, int]] = {
+        "anchor_acc": (anchor, n_a, k_a),
+        "spurious_acc": (spur, n_s, k_s),
+        "counter_acc": (counter, n_k, nz(gc["counter_n"])),
+        "control_acc": (control, n_ctl, k_c),
+        "overall_acc": (_ratio(tg["anchor_c"] + tg["spurious_c"], n_a + n_s), n_a + n_s, k_grp),
+        "mean_group_acc": (_ratio(tg["group_acc"], n_grp), n_grp, k_grp),
+        "group_consistency": (_ratio(tg["consistent"], tg["eligible"]), tg["eligible"], nz(gc["eligible"])),
+        "worst_group_acc": (worst, n_grp, k_grp),
+        "bottom_decile_group_acc": (bottom, n_grp, k_grp),
+        "gap_control_anchor": (control - anchor, n_ctl + n_a, min(k_c, k_a)),
+        "gap_control_spurious": (control - spur, n_ctl + n_s, min(k_c, k_s)),
+        "gap_counter_spurious": (counter - _ratio(tg["cs_spurious_c"], tg["cs_spurious_n"]),
+                                 n_k + tg["cs_spurious_n"], nz(gc["cs_spurious_n"])),  # fmt: skip
+        "failed_rate": (_ratio(tg["failed"] + tc["failed"], n_all), n_all, nz(gc["items"]) + nz(cc["items"])),
+        "unparsed_rate": (_ratio(tg["unparsed"] + tc["unparsed"], n_all), n_all, nz(gc["items"]) + nz(cc["items"])),
+    }
+    names = list(series)
+    table = [np.column_stack([series[k][0] for k in names])]
+    n_items = [float(series[k][1][0]) for k in names]
+    n_clusters = [series[k][2] for k in names]
+    for name, is_ctrl, labels, asked_m, right_m in blocks:
+        m = mc if is_ctrl else mg
+        t_n = _mm(m, asked_m)
+        table.append(_ratio(_mm(m, right_m), t_n))
+        n_items += t_n[0].tolist()
+        n_clusters += np.count_nonzero(asked_m, axis=0).tolist()
+        names += [f"{name}\x00{lab}" for lab in labels]
+    mat = np.hstack(table)
+    lo, hi = _percentile_ci(mat[1:], level) if n_bootstrap else (None, None)
+    values: dict[str, MetricValue] = {}
+    for j, k in enumerate(names):
+        v = _value(mat[0, j])
+        # one cluster has no between-cluster spread to resample: no interval rather than a fake [v, v]
+        ci = (None, None) if v is None or lo is None or hi is None or n_clusters[j] < 2 else (_value(lo[j]), _value(hi[j]))
+        values[k] = MetricValue(value=v, ci_low=ci[0], ci_high=ci[1], n=int(n_items[j]) if v is not None else 0)
+    by: dict[str, dict[str, MetricValue]] = {}
+    for k in names[len(METRIC_KEYS) :]:
+        name, lab = k.split("\x00", 1)
+        by.setdefault(name, {})[lab] = values[k]
+
+    ref: dict[str, ItemOutcome] = {}  # the group's anchor (else its first item) names its attributes
+    for it in items:
+        if it.variant != "control" and (it.group_id not in ref or it.variant == "anchor" != ref[it.group_id].variant):
+            ref[it.group_id] = it  # first item of the group, replaced by its first anchor
+    per_group = [
+        GroupRow(
+            group_id=g, source_benchmark=ref[g].source_benchmark, spurious_attribute=ref[g].spurious_attribute,
+            n_items=int(gc["items"][i]), acc=_value(acc_g[i]),
+            anchor_correct=bool(gc["anchor_c"][i] == gc["anchor_n"][i]) if gc["anchor_n"][i] else None,
+            spurious_acc=_frac(gc["spurious_c"][i], gc["spurious_n"][i]),
+            counter_acc=_frac(gc["counter_c"][i], gc["counter_n"][i]), consistent=bool(consistent[i]) if gc["eligible"][i] else None,
+            n_failed=int(gc["failed"][i]), n_unparsed=int(gc["unparsed"][i]),
+        )
+        for i, g in enumerate(groups)
+    ]  # fmt: skip
+    n_failed, n_unparsed = int(failed.sum()), int(unparsed.sum())
+    failures = FailureCounts(
+        n_samples=n, n_failed=n_failed, n_unparsed=n_unparsed,
+        failed_rate=n_failed / n if n else 0.0, unparsed_rate=n_unparsed / n if n else 0.0,
+        by_type=dict(sorted(Counter(str(it.error_type) for it in items if it.failed).items())),
+        n_missing=(expected_items - n) if expected_items is not None else incomplete,
+    )  # fmt: skip
+    return Scores(
+        metrics={k: values[k] for k in METRIC_KEYS}, breakdowns=by, per_group=per_group,
+        failures=failures, bootstrap=BootstrapInfo(iterations=n_bootstrap, seed=seed, level=level),
+        failures_as_wrong=failures_as_wrong,
+    )  # fmt: skip
+
+
+def mcnemar_p(b: int, c: int) -> tuple[float, str]:
+    """Two-sided McNemar p-value for discordant counts b, c, and the method used.
+
+    Exact binomial (n = b + c, p = 1/2) when n < EXACT_MCNEMAR_BELOW, else chi-square with 1 d.f. and
+    continuity correction, (|b − c| − 1)^2 / (b + c); survival via erfc. n = 0 gives p = 1.
+    """
+    n = b + c
+    if n == 0:
+        return 1.0, "exact"
+    if n < EXACT_MCNEMAR_BELOW:
+        tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
+        return min(1.0, 2 * tail / 2**n), "exact"
+    stat = max(abs(b - c) - 1, 0) ** 2 / n
+    return math.erfc(math.sqrt(stat / 2)), "chi2_cc"
+
+
+def paired_comparison(
+    a: Iterable[Sample], b: Iterable[Sample], *, n_bootstrap: int = 1000, seed: int = 0, level: float = 0.95,
+    variants: Collection[str] = ("anchor", "spurious"), failures_as_wrong: bool = True,
+) -> PairedComparison:  # fmt: skip
+    """Compare two runs item by item on the items both have (of `variants`; default = overall_acc's).
+
+    diff = acc_a − acc_b with a group-bootstrap interval (control items as their own clusters);
+    McNemar on the discordant pairs. failures_as_wrong=False drops items failed/unparsed in either run.
+    """
+    if n_bootstrap < 0 or not 0 < level < 1:
+        raise ValueError("need n_bootstrap >= 0 and 0 < level < 1")
+    ia = {it.item_id: it for it in collapse_rotations(a)[0] if it.variant in variants}
+    ib = {it.item_id: it for it in collapse_rotations(b)[0] if it.variant in variants}
+    pairs = []
+    for item_id in sorted(ia.keys() & ib.keys()):
+        x, y = ia[item_id], ib[item_id]
+        if (x.group_id, x.variant) != (y.group_id, y.variant):
+            raise ValueError(f"item {item_id!r} has a different group or variant in the two runs")
+        if x.scored(failures_as_wrong) and y.scored(failures_as_wrong):
+            pairs.append((x, y))
+    tally = Counter((x.correct, y.correct) for x, y in pairs)
+    n = len(pairs)
+    acc_a = (tally[True, True] + tally[True, False]) / n if n else None
+    acc_b = (tally[True, True] + tally[False, True]) / n if n else None
+    diff = acc_a - acc_b if acc_a is not None and acc_b is not None else None
+    ci = None
+    rng = np.random.default_rng(seed)
+    if n and n_bootstrap:
+        keys = sorted({(x.variant == "control", x.group_id) for x, _ in pairs})
+        row = {k: i for i, k in enumerate(keys)}
+        n_grp = sum(1 for k in keys if not k[0])  # groups sort before controls (False < True)
+        d, cnt = np.zeros(len(keys)), np.zeros(len(keys))
+        for x, y in pairs:
+            r = row[(x.variant == "control", x.group_id)]
+            d[r] += int(x.correct) - int(y.correct)
+            cnt[r] += 1
+        mg = _resample_counts(rng, n_grp, n_bootstrap)[1:]
+        mc = _resample_counts(rng, len(keys) - n_grp, n_bootstrap)[1:]
+        boot = _ratio(mg @ d[:n_grp] + mc @ d[n_grp:], mg @ cnt[:n_grp] + mc @ cnt[n_grp:])
+        lo, hi = _percentile_ci(boot[:, None], level)
+        if len(keys) >= 2 and np.isfinite(lo[0]) and np.isfinite(hi[0]):  # as in score_samples
+            ci = (float(lo[0]), float(hi[0]))
+    p, method = mcnemar_p(tally[True, False], tally[False, True]) if n else (None, "none")
+    return PairedComparison(
+        n_shared=n, both_right=tally[True, True], a_only=tally[True, False], b_only=tally[False, True],
+        both_wrong=tally[False, False], acc_a=acc_a, acc_b=acc_b, diff=diff, diff_ci=ci, mcnemar_p=p,
+        mcnemar_method=method, bootstrap=BootstrapInfo(iterations=n_bootstrap, seed=seed, level=level),
+    )  # fmt: skip
