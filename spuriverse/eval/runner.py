@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from spuriverse.data import LoadedItem, load_benchmark
 from spuriverse.eval.parsing import PARSER_VERSION, parse_answer
+from spuriverse.eval.prefetch import prefetch
 from spuriverse.eval.prompts import get_template, render_prompt, rotate_options
 from spuriverse.eval.results import (
     MANIFEST,
@@ -42,6 +43,9 @@ from spuriverse.models.registry import AUTO_SCORING, build_model, resolve_model
 from spuriverse.schema import GenerationInfo, Item, RunConfig, RunManifest, RunResult, Sample
 
 DEFAULT_MAX_NEW_TOKENS = {"direct": 16, "cot": 768, "spurious_aware": 768}
+# A chunk handed to the model is also capped by decoded image pixels (~300 MB of RGB), so large
+# images keep memory bounded whatever the backend's chunk size.
+CHUNK_PIXEL_BUDGET = 100_000_000
 
 
 class RunConfigMismatch(RuntimeError):
@@ -235,15 +239,19 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
         method = model.score_options if scoring == "logprob" else model.generate
         with SampleWriter(shard) as writer:
             pending: list[tuple[_Pending, Request]] = []
+            pixels = 0
 
             def flush() -> None:
+                nonlocal pixels
+                pixels = 0
                 reqs = [r for _, r in pending]
                 for pos, response in method(reqs):
                     writer.write(_make_sample(pending[pos][0], scoring, template.hash, response))
                     bar.update(1)
                 pending.clear()
 
-            for li in bench.iter_items(want):
+            # Items (with decoded images) are produced ahead in a thread: decoding overlaps inference.
+            for li in prefetch(bench.iter_items(want), 64):
                 for p in _expand(li, done, opts.circular):
                     if li.image_error is not None and not opts.blind:
                         writer.write(_make_sample(p, scoring, template.hash, None, li.image_error))
@@ -254,7 +262,9 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
                     pending.append((p, Request(system=rp.system, prompt=rp.user,
                                                image=None if opts.blind else li.image,
                                                letters=rp.letters, max_new_tokens=max_new, key=key)))
-                    if len(pending) >= model.chunk_size:
+                    if li.image is not None and not opts.blind:
+                        pixels += li.image.size[0] * li.image.size[1]
+                    if len(pending) >= model.chunk_size or pixels >= CHUNK_PIXEL_BUDGET:
                         flush()
             if pending:
                 flush()

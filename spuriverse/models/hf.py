@@ -7,7 +7,10 @@ do not depend on the batch size.
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -36,6 +39,7 @@ class HFBackend:
         device: str | None = None,
         device_map: str | None = None,
         batch_size: int = 8,
+        workers: int | None = None,
         system_prompt: str = "prepend",
         prompt_format: str = "chat",
     ) -> None:
@@ -49,7 +53,7 @@ class HFBackend:
         if name not in _DTYPES:
             raise ValueError(f"unknown dtype {name!r} ({', '.join(_DTYPES)})")
         self.system_prompt, self.prompt_format = system_prompt, prompt_format
-        self.chunk_size = batch_size
+        self.batch_size = batch_size
         self.processor = AutoProcessor.from_pretrained(checkpoint, revision=revision, padding_side="left")
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer.padding_side = "left"
@@ -69,6 +73,22 @@ class HFBackend:
             device=str(self.model.device),
         )
         self._letter_cache: dict[tuple[str, str], int] = {}
+        # A fast tokenizer must not be used from two threads at once: each thread gets its own copy
+        # of the processor.
+        self._local = threading.local()
+        self._local.processor = self.processor
+        self._need_letters = True
+        cpu = self.model.device.type == "cpu"
+        self.workers = workers or (min(torch.get_num_threads(), 8) if cpu else 1)
+        # The runner hands over many batches per call so workers rarely wait at a call boundary
+        # (the runner also caps a chunk by decoded pixels, so large images stay bounded in memory).
+        self.chunk_size = batch_size * 16 * max(2, self.workers)
+
+    def _processor(self) -> Any:
+        proc = getattr(self._local, "processor", None)
+        if proc is None:
+            proc = self._local.processor = copy.deepcopy(self.processor)
+        return proc
 
     # -- prompt construction (the only per-family knobs: system_prompt, prompt_format) ----------
     def render(self, r: Request) -> str:
@@ -81,7 +101,7 @@ class HFBackend:
         messages = [{"role": "user", "content": content}]
         if system:
             messages.insert(0, {"role": "system", "content": [{"type": "text", "text": system}]})
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return self._processor().apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     def _inputs(self, requests: Sequence[Request], texts: list[str]) -> dict[str, torch.Tensor]:
         images = [r.image.pil() for r in requests if r.image is not None]
@@ -90,7 +110,7 @@ class HFBackend:
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         if images:
             kwargs["images"] = images
-        batch = self.processor(**kwargs)
+        batch = self._processor()(**kwargs)
         return {k: (v.to(self.model.device) if hasattr(v, "to") else v) for k, v in batch.items()}
 
     def letter_ids(self, text: str, letters: Sequence[str]) -> list[int]:
@@ -106,10 +126,11 @@ class HFBackend:
         return ids
 
     def _tokenize_letter(self, text: str, letter: str) -> int:
-        base = self.tokenizer(text, add_special_tokens=False).input_ids
+        tok = self._processor().tokenizer
+        base = tok(text, add_special_tokens=False).input_ids
         # After "ASSISTANT:" a model writes " A"; after "assistant\n" it writes "A".
         for cont in ([letter] if text[-1:].isspace() else [" " + letter, letter]):
-            full = self.tokenizer(text + cont, add_special_tokens=False).input_ids
+            full = tok(text + cont, add_special_tokens=False).input_ids
             if len(full) == len(base) + 1 and full[: len(base)] == base:
                 return full[-1]
         raise LetterTokenError(
@@ -118,37 +139,90 @@ class HFBackend:
         )
 
     # -- request types ----------------------------------------------------------------------
-    def _isolating(self, requests: Sequence[Request], run, make_error) -> Iterator[tuple[int, Any]]:
-        """Run in batches of same-modality requests; if a batch fails, retry its requests one at a
-        time so a single bad input becomes one error record, not a lost batch."""
+    def _batches(self, requests: Sequence[Request]) -> list[list[int]]:
+        """Positions in batches of `chunk_size`, never mixing requests with and without images."""
         groups: dict[bool, list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(r.image is not None, []).append(i)
-        for idx in sorted(groups.values(), key=lambda g: g[0]):
-            for start in range(0, len(idx), self.chunk_size):
-                part = idx[start : start + self.chunk_size]
-                t0 = time.perf_counter()
-                try:
-                    results = run([requests[i] for i in part])
-                except LetterTokenError:
-                    raise
-                except Exception as exc:
-                    if len(part) == 1:
-                        yield part[0], make_error(f"{type(exc).__name__}: {exc}")
+        return [
+            idx[s : s + self.batch_size]
+            for idx in sorted(groups.values(), key=lambda g: g[0])
+            for s in range(0, len(idx), self.batch_size)
+        ]
+
+    def _pipelined(self, requests: Sequence[Request], prepare, execute, make_error) -> Iterator[tuple[int, Any]]:
+        """Run batches, yielding results in batch order.
+
+        CPU: `workers` threads each prepare and run whole batches with one intra-op thread
+        (weights shared, torch releases the GIL); on a few cores this beats one batch at a time
+        on all threads, whose barriers idle cores while preprocessing waits. GPU: one worker
+        prepares batch k+1 (template, tokenizer, image processor) while batch k runs.
+        A failed batch is redone one request at a time, so a bad input costs one error record.
+        """
+        batches = self._batches(requests)
+        if not batches:
+            return
+        parallel = self.workers > 1
+        job = (lambda part: execute(prepare(part))) if parallel else prepare
+        threads = torch.get_num_threads()
+        if parallel:
+            torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="spuriverse-batch") as pool:
+                ahead = max(2, 2 * self.workers)
+                futures = [pool.submit(job, [requests[i] for i in b]) for b in batches[:ahead]]
+                for k, part in enumerate(batches):
+                    if k + ahead < len(batches):
+                        futures.append(pool.submit(job, [requests[i] for i in batches[k + ahead]]))
+                    t0 = time.perf_counter()
+                    try:
+                        results = futures[k].result() if parallel else execute(futures[k].result())
+                    except LetterTokenError:
+                        raise
+                    except Exception as exc:
+                        if len(part) == 1:
+                            yield part[0], make_error(f"{type(exc).__name__}: {exc}")
+                        else:
+                            for i in part:
+                                yield i, self._single(requests[i], prepare, execute, make_error)
                         continue
-                    for i in part:
-                        yield from ((i, res) for _, res in self._isolating([requests[i]], run, make_error))
-                    continue
-                dt = (time.perf_counter() - t0) / len(part)
-                for i, res in zip(part, results):
-                    res.latency_s = dt
-                    yield i, res
+                    finally:
+                        futures[k] = None  # free the batch's tensors
+                    dt = (time.perf_counter() - t0) / len(part)
+                    for i, res in zip(part, results):
+                        res.latency_s = dt
+                        yield i, res
+        finally:
+            if parallel:
+                torch.set_num_threads(threads)
+
+    @staticmethod
+    def _single(request: Request, prepare, execute, make_error) -> Any:
+        try:
+            return execute(prepare([request]))[0]
+        except LetterTokenError:
+            raise
+        except Exception as exc:
+            return make_error(f"{type(exc).__name__}: {exc}")
+
+    def _prepare(self, requests: Sequence[Request]) -> tuple[Sequence[Request], list[str], list[list[int] | None], dict]:
+        """Chat template, in-context letter ids and processor inputs for one batch (thread-safe)."""
+        texts = [self.render(r) for r in requests]
+        letter_ids: list[list[int] | None] = []
+        for t, r in zip(texts, requests):
+            try:
+                letter_ids.append(self.letter_ids(t, r.letters))
+            except LetterTokenError:
+                if self._need_letters:
+                    raise
+                letter_ids.append(None)
+        return requests, texts, letter_ids, self._inputs(requests, texts)
 
     @torch.inference_mode()
-    def _score_batch(self, requests: Sequence[Request]) -> list[OptionScores]:
-        texts = [self.render(r) for r in requests]
-        letter_ids = [self.letter_ids(t, r.letters) for t, r in zip(texts, requests)]
-        logits = self.model(**self._inputs(requests, texts)).logits[:, -1, :]
+    def _score(self, prepared) -> list[OptionScores]:
+        requests, _, letter_ids, inputs = prepared
+        # Only the last position's logits: no (batch x seq x vocab) tensor (GBs for 32k vocabularies).
+        logits = self.model(**inputs, logits_to_keep=1).logits[:, -1, :]
         logp = torch.log_softmax(logits.float(), dim=-1).cpu()
         return [
             OptionScores(logprobs={letter: float(logp[row, tid]) for letter, tid in zip(r.letters, ids)})
@@ -156,9 +230,8 @@ class HFBackend:
         ]
 
     @torch.inference_mode()
-    def _generate_batch(self, requests: Sequence[Request]) -> list[Generation]:
-        texts = [self.render(r) for r in requests]
-        inputs = self._inputs(requests, texts)
+    def _generate(self, prepared) -> list[Generation]:
+        requests, _, letter_ids, inputs = prepared
         n_new = max(r.max_new_tokens for r in requests)
         out = self.model.generate(
             **inputs,
@@ -178,12 +251,9 @@ class HFBackend:
         gens = []
         for row, r in enumerate(requests):
             tokens = new[row, : r.max_new_tokens].tolist()
-            text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-            try:
-                ids = self.letter_ids(texts[row], r.letters)
-                lps = {letter: float(first[row, tid]) for letter, tid in zip(r.letters, ids)}
-            except LetterTokenError:
-                lps = None
+            text = self._processor().tokenizer.decode(tokens, skip_special_tokens=True).strip()
+            ids = letter_ids[row]
+            lps = None if ids is None else {letter: float(first[row, tid]) for letter, tid in zip(r.letters, ids)}
             n_gen = next((k + 1 for k, t in enumerate(tokens) if t == eos), len(tokens))
             gens.append(
                 Generation(
@@ -196,10 +266,12 @@ class HFBackend:
         return gens
 
     def score_options(self, requests: Sequence[Request]) -> Iterator[tuple[int, OptionScores]]:
-        yield from self._isolating(requests, self._score_batch, lambda m: OptionScores(error=ModelError(m)))
+        self._need_letters = True
+        yield from self._pipelined(requests, self._prepare, self._score, lambda m: OptionScores(error=ModelError(m)))
 
     def generate(self, requests: Sequence[Request]) -> Iterator[tuple[int, Generation]]:
-        yield from self._isolating(requests, self._generate_batch, lambda m: Generation(error=ModelError(m)))
+        self._need_letters = False  # letter log-probs are a bonus in generation mode
+        yield from self._pipelined(requests, self._prepare, self._generate, lambda m: Generation(error=ModelError(m)))
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]

@@ -43,6 +43,15 @@ _CORPUS = [
 ] + [f"ASSISTANT: {x} [/INST] {x} ({x}) {x}." for x in "ABCDEF"] * 20
 
 
+def _corpus() -> list[str]:
+    """Training text: a few sentences plus the prompt templates, so prompts tokenize into a
+    realistic number of tokens (as a real tokenizer's would), not one token per byte."""
+    from spuriverse.eval.prompts import STRATEGIES, get_template
+
+    templates = [get_template(s).system + "\n" + get_template(s).user for s in STRATEGIES]
+    return _CORPUS + templates * 5
+
+
 def build_tokenizer(extra_special: list[str] | None = None, vocab_size: int = 400) -> PreTrainedTokenizerFast:
     """A byte-level BPE trained in-process; option letters with and without a space are single tokens."""
     special = ["<pad>", "<s>", "</s>", "<unk>", "<image>"] + list(extra_special or [])
@@ -55,7 +64,7 @@ def build_tokenizer(extra_special: list[str] | None = None, vocab_size: int = 40
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         min_frequency=1,
     )
-    tok.train_from_iterator(_CORPUS, trainer=trainer)
+    tok.train_from_iterator(_corpus(), trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token="<pad>",
