@@ -38,7 +38,7 @@ _AFTER_A = r"(?:because|since|as|is|seems|appears|would|matches|fits|corresponds
 _BARE = rf"(?<![\w.'’-])(?P<b>[A-Z])(?![\w'’-]|\.\w)(?!(?<=A)\s+(?!{_AFTER_A}\b)[a-z])"
 _PAREN = r"[(\[]\s*(?P<p>[A-Z])\s*[)\]]"
 _TOKEN = rf"(?:{_PAREN}|{_BARE})"
-_OR_OTHER = rf"(?!\s*(?:(?i:or)\b|/)\s*(?:[(\[]\s*[A-Z]\s*[)\]]|[A-Z]\b))"  # "B or C" is a hedge
+_OR_OTHER = r"(?!\s*(?:(?i:or)\b|/)\s*(?:[(\[]\s*[A-Z]\s*[)\]]|[A-Z]\b))"  # "B or C" is a hedge
 _OPT_WORD = r"(?:(?i:option|choice|letter)\s+)?"
 
 _DECLARATION = re.compile(

@@ -95,6 +95,20 @@ def _llama_text_config(tok: PreTrainedTokenizerFast, hidden: int, layers: int):
     )
 
 
+def _clip_vision_config(image_size: int, patch_size: int, hidden: int, layers: int = 2):
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(
+        image_size=image_size,
+        patch_size=patch_size,
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        projection_dim=hidden,
+    )
+
+
 def build_tiny_llava(
     out: str | Path,
     *,
@@ -108,7 +122,6 @@ def build_tiny_llava(
     """LLaVA-1.5 architecture (CLIP vision tower + Llama), random weights, saved to `out`."""
     from transformers import (
         CLIPImageProcessor,
-        CLIPVisionConfig,
         LlavaConfig,
         LlavaForConditionalGeneration,
         LlavaProcessor,
@@ -128,15 +141,7 @@ def build_tiny_llava(
         chat_template=LLAVA_CHAT_TEMPLATE,
     )
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(
-            image_size=image_size,
-            patch_size=patch_size,
-            hidden_size=vision_hidden,
-            intermediate_size=vision_hidden * 2,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            projection_dim=vision_hidden,
-        ),
+        vision_config=_clip_vision_config(image_size, patch_size, vision_hidden),
         text_config=_llama_text_config(tok, hidden, layers),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-2,
@@ -152,7 +157,6 @@ def build_tiny_llava(
 def build_tiny_llava_next(out: str | Path, *, hidden: int = 32, seed: int = 0) -> Path:
     """LLaVA-NeXT (anyres tiling; variable image-token counts per image), Mistral-style template."""
     from transformers import (
-        CLIPVisionConfig,
         LlavaNextConfig,
         LlavaNextForConditionalGeneration,
         LlavaNextImageProcessor,
@@ -176,15 +180,7 @@ def build_tiny_llava_next(out: str | Path, *, hidden: int = 32, seed: int = 0) -
         chat_template=MISTRAL_CHAT_TEMPLATE,
     )
     config = LlavaNextConfig(
-        vision_config=CLIPVisionConfig(
-            image_size=32,
-            patch_size=8,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            projection_dim=32,
-        ),
+        vision_config=_clip_vision_config(32, 8, 32),
         text_config=_llama_text_config(tok, hidden, 2),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         image_grid_pinpoints=pinpoints,
