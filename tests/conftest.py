@@ -45,3 +45,10 @@ def small_benchmark(tmp_path_factory) -> Path:
     from helpers.bench_data import write_long_dataset
 
     return write_long_dataset(tmp_path_factory.mktemp("bench"), n_groups=6, n_controls=6)
+
+
+@pytest.fixture(scope="session")
+def tiny_paligemma(tmp_path_factory) -> Path:
+    from helpers.tiny_models import build_tiny_paligemma
+
+    return build_tiny_paligemma(tmp_path_factory.mktemp("tiny-paligemma"))

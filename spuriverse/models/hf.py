@@ -41,24 +41,26 @@ class HFBackend:
         batch_size: int = 8,
         workers: int | None = None,
         system_prompt: str = "prepend",
-        prompt_format: str = "chat",
+        prompt_format: str | None = None,
     ) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        if system_prompt not in ("role", "prepend") or prompt_format not in ("chat", "raw"):
+        if system_prompt not in ("role", "prepend") or prompt_format not in (None, "chat", "raw"):
             raise ValueError("system_prompt must be role|prepend and prompt_format chat|raw")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         # fp32 on CPU (half precision there is slow and inexact); the registry's dtype on GPU.
         name = "float32" if self.device.type == "cpu" and device_map is None else (dtype or "bfloat16")
         if name not in _DTYPES:
             raise ValueError(f"unknown dtype {name!r} ({', '.join(_DTYPES)})")
-        self.system_prompt, self.prompt_format = system_prompt, prompt_format
+        self.system_prompt = system_prompt
         self.batch_size = batch_size
         self.processor = AutoProcessor.from_pretrained(checkpoint, revision=revision, padding_side="left")
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        # No chat template (PaliGemma): plain text, the processor inserts the image tokens itself.
+        self.prompt_format = prompt_format or ("chat" if getattr(self.processor, "chat_template", None) else "raw")
         self.model = AutoModelForImageTextToText.from_pretrained(
             checkpoint, revision=revision, dtype=_DTYPES[name], device_map=device_map
         ).eval()
@@ -111,24 +113,25 @@ class HFBackend:
         if images:
             kwargs["images"] = images
         batch = self._processor()(**kwargs)
-        return {k: (v.to(self.model.device) if hasattr(v, "to") else v) for k, v in batch.items()}
+        # Some processors (PaliGemma) also return training labels: the forward would compute a loss.
+        return {k: (v.to(self.model.device) if hasattr(v, "to") else v) for k, v in batch.items() if k != "labels"}
 
-    def letter_ids(self, text: str, letters: Sequence[str]) -> list[int]:
-        """Token id of each letter as the model would write it right after `text`, tokenized in
-        context; raises if a letter is not exactly one token there."""
-        tail = text[-64:]  # tokenization of a continuation only depends on the prompt's tail
+    def letter_ids(self, tail: str, letters: Sequence[str]) -> list[int]:
+        """Token id of each letter as the model would write it right after `tail` (the decoded end
+        of the actual model input), tokenized in context; raises if a letter is not exactly one
+        token there."""
         ids = []
         for letter in letters:
             key = (tail, letter)
             if key not in self._letter_cache:
-                self._letter_cache[key] = self._tokenize_letter(text, letter)
+                self._letter_cache[key] = self._tokenize_letter(tail, letter)
             ids.append(self._letter_cache[key])
         return ids
 
     def _tokenize_letter(self, text: str, letter: str) -> int:
         tok = self._processor().tokenizer
         base = tok(text, add_special_tokens=False).input_ids
-        # After "ASSISTANT:" a model writes " A"; after "assistant\n" it writes "A".
+        # After "ASSISTANT:" a model writes " A"; after "assistant\n" (or PaliGemma's "\n") it writes "A".
         for cont in ([letter] if text[-1:].isspace() else [" " + letter, letter]):
             full = tok(text + cont, add_special_tokens=False).input_ids
             if len(full) == len(base) + 1 and full[: len(base)] == base:
@@ -137,6 +140,13 @@ class HFBackend:
             f"option letter {letter!r} is not a single token after the prompt for this tokenizer; "
             "use --scoring generate"
         )
+
+    def _input_tails(self, inputs: dict[str, torch.Tensor], n_tokens: int = 8) -> list[str]:
+        """The decoded last tokens of each row as the model will see them. Processors may append
+        to the prompt (PaliGemma adds "\n"), so letters are tokenized after the real input."""
+        tok = self._processor().tokenizer
+        ids, mask = inputs["input_ids"].cpu(), inputs["attention_mask"].cpu()
+        return [tok.decode(row[m.bool()][-n_tokens:].tolist(), skip_special_tokens=False) for row, m in zip(ids, mask)]
 
     # -- request types ----------------------------------------------------------------------
     def _batches(self, requests: Sequence[Request]) -> list[list[int]]:
@@ -208,15 +218,16 @@ class HFBackend:
     def _prepare(self, requests: Sequence[Request]) -> tuple[Sequence[Request], list[str], list[list[int] | None], dict]:
         """Chat template, in-context letter ids and processor inputs for one batch (thread-safe)."""
         texts = [self.render(r) for r in requests]
+        inputs = self._inputs(requests, texts)
         letter_ids: list[list[int] | None] = []
-        for t, r in zip(texts, requests):
+        for tail, r in zip(self._input_tails(inputs), requests):
             try:
-                letter_ids.append(self.letter_ids(t, r.letters))
+                letter_ids.append(self.letter_ids(tail, r.letters))
             except LetterTokenError:
                 if self._need_letters:
                     raise
                 letter_ids.append(None)
-        return requests, texts, letter_ids, self._inputs(requests, texts)
+        return requests, texts, letter_ids, inputs
 
     @torch.inference_mode()
     def _score(self, prepared) -> list[OptionScores]:

@@ -192,3 +192,37 @@ def build_tiny_llava_next(out: str | Path, *, hidden: int = 32, seed: int = 0) -
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
+
+
+def build_tiny_paligemma(out: str | Path, *, seed: int = 0) -> Path:
+    """PaliGemma (SigLIP + Gemma): no chat template; the processor inserts image tokens, adds BOS
+    and appends "\n" to the prompt (so the answer letter follows a newline)."""
+    from transformers import (
+        GemmaConfig,
+        PaliGemmaConfig,
+        PaliGemmaForConditionalGeneration,
+        PaliGemmaProcessor,
+        SiglipImageProcessor,
+        SiglipVisionConfig,
+    )
+
+    out = Path(out)
+    tok = build_tokenizer()
+    processor = PaliGemmaProcessor(
+        image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}, image_seq_length=16), tokenizer=tok
+    )  # adds 1,152 <loc>/<seg> tokens to the tokenizer: size the vocabulary after it
+    config = PaliGemmaConfig(
+        vision_config=SiglipVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=4, projection_dim=32),
+        text_config=GemmaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                                pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                                eos_token_id=tok.eos_token_id),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        projection_dim=32,
+    )
+    torch.manual_seed(seed)
+    model = PaliGemmaForConditionalGeneration(config).eval()
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
