@@ -279,6 +279,7 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
     samples = read_run_samples(run_dir, repair=True)
     write_canonical(run_dir, samples)
     timings["total_s"] = time.perf_counter() - t_start
+    timings["processes"] = world
     if todo:
         timings["samples_per_s"] = todo / max(timings["inference_s"], 1e-9)
     result = build_result(manifest, samples, timings=timings, n_bootstrap=opts.n_bootstrap,

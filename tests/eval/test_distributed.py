@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -35,14 +34,22 @@ def _stable(run_dir: Path) -> list[dict]:
     return out
 
 
-@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
-                    reason="torchrun not installed next to this interpreter")
-def test_two_processes_equal_one(tiny_llava, small_benchmark, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+def _launcher(name: str) -> list[str]:
+    exe = Path(sys.executable).parent / name
+    if not exe.exists():
+        pytest.skip(f"{name} not installed next to this interpreter")
+    if name == "torchrun":
+        return [str(exe), "--nproc_per_node", "2", "--master_port", str(_free_port())]
+    # `--cpu --num_processes 2` would silently run ONE process; --multi_gpu + ACCELERATE_USE_CPU=1 runs two.
+    return [str(exe), "launch", "--multi_gpu", "--num_processes", "2", "--main_process_port", str(_free_port())]
+
+
+@pytest.mark.parametrize("launcher", ["accelerate", "torchrun"])
+def test_two_processes_equal_one(launcher, tiny_llava, small_benchmark, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
     args = ["-m", "spuriverse", "eval", "--model", str(tiny_llava), "--dataset", str(small_benchmark),
             "--batch-size", "1", "--bootstrap", "100", "--no-progress", "--output-dir"]
-    torchrun = str(Path(sys.executable).parent / "torchrun")
-    dp = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", str(_free_port()), *args, str(tmp_path / "dp")],
+    dp = subprocess.run([*_launcher(launcher), *args, str(tmp_path / "dp")],
                         env=env, capture_output=True, text=True, timeout=300)
     assert dp.returncode == 0, dp.stderr[-3000:]
     single = subprocess.run([sys.executable, *args, str(tmp_path / "one")], env=env, capture_output=True,
@@ -55,6 +62,7 @@ def test_two_processes_equal_one(tiny_llava, small_benchmark, tmp_path):
         assert x == y
         assert all(abs(lx[k] - ly[k]) <= 1e-5 for k in lx)
     assert not list((tmp_path / "dp").glob("samples.rank*.jsonl")), "shards must be merged"
-    ra = json.loads((tmp_path / "dp" / "results.json").read_text())["metrics"]
-    rb = json.loads((tmp_path / "one" / "results.json").read_text())["metrics"]
-    assert ra == rb
+    ra = json.loads((tmp_path / "dp" / "results.json").read_text())
+    rb = json.loads((tmp_path / "one" / "results.json").read_text())
+    assert ra["timings"]["processes"] == 2 and rb["timings"]["processes"] == 1  # really two processes
+    assert ra["metrics"] == rb["metrics"]
