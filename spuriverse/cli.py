@@ -51,7 +51,26 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_eval)
 
 
+def _uses_hub(a: argparse.Namespace) -> bool:
+    """Does this run name a hub dataset or hub model (not a local path, alias of an API model...)?"""
+    from spuriverse.models.registry import resolve_model
+
+    def remote(name: str) -> bool:
+        return not Path(name).expanduser().exists() and not any(ch in name for ch in "*?[")
+
+    try:
+        spec = resolve_model(a.model)
+    except ValueError:
+        return remote(a.dataset)
+    return remote(a.dataset) or (spec.backend == "hf" and remote(spec.checkpoint))
+
+
 def _cmd_eval(a: argparse.Namespace) -> int:
+    from spuriverse.hub import go_offline_if_unreachable
+
+    if _uses_hub(a) and go_offline_if_unreachable():
+        print("spuriverse: the Hugging Face hub is unreachable: offline mode (only cached or local "
+              "datasets/models load)", file=sys.stderr)
     from spuriverse.eval.runner import EvalOptions, run_eval
 
     out = a.output_dir or Path("runs") / a.model.replace("/", "_").replace(":", "_")
@@ -163,12 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     from spuriverse.data.layouts import BenchmarkError
     from spuriverse.eval.runner import RunConfigMismatch
     from spuriverse.eval.samples import SamplesFileError
+    from spuriverse.models.base import ModelLoadError
     from spuriverse.models.registry import ModelSpecError
 
     try:
         code = args.func(args)
-    except (BenchmarkError, ModelSpecError, RunConfigMismatch, SamplesFileError, FileNotFoundError,
-            ValueError) as exc:
+    except (BenchmarkError, ModelSpecError, ModelLoadError, RunConfigMismatch, SamplesFileError,
+            FileNotFoundError, ValueError) as exc:
         if os.environ.get("SPURIVERSE_DEBUG"):
             raise
         print(f"spuriverse {args.command}: error: {exc}", file=sys.stderr)

@@ -80,3 +80,22 @@ def test_console_script_eval_then_score(small_benchmark, tmp_path):
     assert r.returncode == 0, r.stderr
     after = json.loads((out / "results.json").read_text())
     assert after["metrics"] == before["metrics"]
+
+
+def test_uncached_hub_model_is_a_clear_error(small_benchmark, tmp_path, capsys):
+    code = main(["eval", "--model", "llava-1.5", "--dataset", str(small_benchmark), "--output-dir",
+                 str(tmp_path / "r"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cannot load model 'llava-hf/llava-1.5-7b-hf'" in err and "local folder" in err
+
+
+def test_unreachable_hub_switches_to_offline_mode(monkeypatch):
+    from spuriverse import hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    assert hub.hub_reachable(timeout=2) is False
+    assert hub.go_offline_if_unreachable() is True
+    assert hub.hub_offline()

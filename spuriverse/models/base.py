@@ -118,6 +118,10 @@ class Generation:
     latency_s: float | None = None
 
 
+class ModelLoadError(RuntimeError):
+    """A model's weights or processor could not be loaded (missing, offline, gated...)."""
+
+
 class UnsupportedRequest(RuntimeError):
     """The backend cannot serve this request type at all (e.g. log-probs from an API without them)."""
 

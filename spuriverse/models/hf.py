@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from spuriverse.models.base import Generation, ModelError, OptionScores, Request
+from spuriverse.models.base import Generation, ModelError, ModelLoadError, OptionScores, Request
 from spuriverse.schema import ModelInfo
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -54,16 +54,23 @@ class HFBackend:
             raise ValueError(f"unknown dtype {name!r} ({', '.join(_DTYPES)})")
         self.system_prompt = system_prompt
         self.batch_size = batch_size
-        self.processor = AutoProcessor.from_pretrained(checkpoint, revision=revision, padding_side="left")
+        try:
+            self.processor = AutoProcessor.from_pretrained(checkpoint, revision=revision, padding_side="left")
+            model = AutoModelForImageTextToText.from_pretrained(
+                checkpoint, revision=revision, dtype=_DTYPES[name], device_map=device_map
+            )
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(
+                f"cannot load model {checkpoint!r}: {str(exc).splitlines()[0]} Without hub access, pass a local "
+                "folder saved with save_pretrained as --model."
+            ) from exc
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         # No chat template (PaliGemma): plain text, the processor inserts the image tokens itself.
         self.prompt_format = prompt_format or ("chat" if getattr(self.processor, "chat_template", None) else "raw")
-        self.model = AutoModelForImageTextToText.from_pretrained(
-            checkpoint, revision=revision, dtype=_DTYPES[name], device_map=device_map
-        ).eval()
+        self.model = model.eval()
         if device_map is None:
             self.model.to(self.device)
         self.info = ModelInfo(
