@@ -34,6 +34,7 @@ from spuriverse.eval.results import (
 from spuriverse.eval.samples import (
     SAMPLES,
     SampleWriter,
+    atomic_write_text,
     read_run_samples,
     sample_key,
     write_canonical,
@@ -226,8 +227,6 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
             harness=harness_info(), packages=package_versions(), limit=opts.limit,
         )
         if rank == 0:
-            from spuriverse.eval.samples import atomic_write_text
-
             atomic_write_text(run_dir / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
 
     t_inf = time.perf_counter()

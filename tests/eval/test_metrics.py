@@ -10,11 +10,10 @@ import time
 import numpy as np
 import pytest
 
+from spuriverse.eval.compare import mcnemar_p, paired_comparison
 from spuriverse.eval.metrics import (
     METRIC_KEYS,
     collapse_rotations,
-    mcnemar_p,
-    paired_comparison,
     score_samples,
 )
 from spuriverse.schema import Sample
