@@ -217,9 +217,12 @@ class Benchmark:
         for item, _ in self._row_items():
             yield item
 
-    def iter_items(self, want: Callable[[int, Item], bool] | None = None) -> Iterator[LoadedItem]:
-        """Items in benchmark order with decoded images; items `want` rejects are skipped before
-        their image is decoded. A missing or corrupt image becomes `image_error`, never a crash."""
+    def iter_items(
+        self, want: Callable[[int, Item], bool] | None = None, keep_pixels: bool = True
+    ) -> Iterator[LoadedItem]:
+        """Items in benchmark order with validated images; items `want` rejects are skipped before
+        their image is decoded. A missing or corrupt image becomes `image_error`, never a crash.
+        `keep_pixels=False` keeps only the encoded bytes (memory for API backends)."""
         for index, (item, cell) in enumerate(self._row_items()):
             if want is not None and not want(index, item):
                 continue
@@ -228,7 +231,7 @@ class Benchmark:
                 yield LoadedItem(index, item, None, "image missing or unreadable")
                 continue
             try:
-                yield LoadedItem(index, item, ImageInput.from_bytes(data))
+                yield LoadedItem(index, item, ImageInput.from_bytes(data, keep_pixels))
             except ImageDecodeError as exc:
                 yield LoadedItem(index, item, None, str(exc))
 

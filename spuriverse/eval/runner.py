@@ -44,9 +44,9 @@ from spuriverse.models.registry import AUTO_SCORING, build_model, resolve_model
 from spuriverse.schema import GenerationInfo, Item, RunConfig, RunManifest, RunResult, Sample
 
 DEFAULT_MAX_NEW_TOKENS = {"direct": 16, "cot": 768, "spurious_aware": 768}
-# A chunk handed to the model is also capped by decoded image pixels (~300 MB of RGB), so large
-# images keep memory bounded whatever the backend's chunk size.
-CHUNK_PIXEL_BUDGET = 100_000_000
+# A chunk handed to the model is also capped by image memory (decoded RGB pixels, or encoded bytes
+# for backends that send bytes), so large images keep memory bounded whatever the chunk size.
+CHUNK_IMAGE_BYTES = 300_000_000
 
 
 class RunConfigMismatch(RuntimeError):
@@ -238,11 +238,12 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
         method = model.score_options if scoring == "logprob" else model.generate
         with SampleWriter(shard) as writer:
             pending: list[tuple[_Pending, Request]] = []
-            pixels = 0
+            held = 0
+            keep_pixels = getattr(model, "needs_pixels", True)
 
             def flush() -> None:
-                nonlocal pixels
-                pixels = 0
+                nonlocal held
+                held = 0
                 reqs = [r for _, r in pending]
                 for pos, response in method(reqs):
                     writer.write(_make_sample(pending[pos][0], scoring, template.hash, response))
@@ -250,7 +251,7 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
                 pending.clear()
 
             # Items (with decoded images) are produced ahead in a thread: decoding overlaps inference.
-            for li in prefetch(bench.iter_items(want), 64):
+            for li in prefetch(bench.iter_items(want, keep_pixels), 64):
                 for p in _expand(li, done, opts.circular):
                     if li.image_error is not None and not opts.blind:
                         writer.write(_make_sample(p, scoring, template.hash, None, li.image_error))
@@ -262,8 +263,9 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
                                                image=None if opts.blind else li.image,
                                                letters=rp.letters, max_new_tokens=max_new, key=key)))
                     if li.image is not None and not opts.blind:
-                        pixels += li.image.size[0] * li.image.size[1]
-                    if len(pending) >= model.chunk_size or pixels >= CHUNK_PIXEL_BUDGET:
+                        w, h = li.image.size
+                        held += 3 * w * h if keep_pixels else len(li.image.data)
+                    if len(pending) >= model.chunk_size or held >= CHUNK_IMAGE_BYTES:
                         flush()
             if pending:
                 flush()

@@ -50,8 +50,9 @@ class ImageInput:
     _pil: PILImage.Image | None = field(default=None, repr=False)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> ImageInput:
-        """Decode fully (a truncated file fails here, not inside a model batch)."""
+    def from_bytes(cls, data: bytes, keep_pixels: bool = True) -> ImageInput:
+        """Decode fully (a truncated file fails here, not inside a model batch). With
+        `keep_pixels=False` only the encoded bytes are kept (API backends send those)."""
         if not data:
             raise ImageDecodeError("empty image bytes")
         try:
@@ -67,7 +68,7 @@ class ImageInput:
             buf = io.BytesIO()
             rgb.save(buf, format="PNG")
             data, mime = buf.getvalue(), "image/png"
-        return cls(data=data, mime=mime, size=rgb.size, _pil=rgb)
+        return cls(data=data, mime=mime, size=rgb.size, _pil=rgb if keep_pixels else None)
 
     def pil(self) -> PILImage.Image:
         if self._pil is None:
@@ -132,6 +133,8 @@ class LVLM(Protocol):
 
     info: ModelInfo
     supports_logprobs: bool
+    # Whether requests need decoded pixels (`ImageInput.pil()`); API backends send encoded bytes.
+    needs_pixels: bool
     # How many requests the runner should hand over per call (batch size for local models,
     # a window larger than the concurrency for API models).
     chunk_size: int

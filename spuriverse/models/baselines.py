@@ -13,7 +13,8 @@ from spuriverse.schema import ModelInfo
 
 class _Baseline:
     supports_logprobs = False
-    chunk_size = 256
+    needs_pixels = False
+    chunk_size = 1024
 
     def __init__(self, kind: str, alias: str | None = None) -> None:
         self.info = ModelInfo(alias=alias or kind, backend="baseline", checkpoint=kind)

@@ -28,6 +28,7 @@ class LetterTokenError(RuntimeError):
 
 class HFBackend:
     supports_logprobs = True
+    needs_pixels = True
 
     def __init__(
         self,

@@ -99,6 +99,7 @@ class OpenAIBackend:
     """An LVLM served by an OpenAI-compatible `/chat/completions` endpoint."""
 
     supports_logprobs = True  # may return them: score_options errors when the endpoint has none
+    needs_pixels = False  # images travel as their encoded bytes
 
     def __init__(
         self,
@@ -126,7 +127,8 @@ class OpenAIBackend:
         self.concurrency, self.max_retries, self.timeout = concurrency, max_retries, timeout
         self.top_logprobs, self.temperature = top_logprobs, temperature
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
-        self.chunk_size = chunk_size or 4 * concurrency
+        # Large chunks keep the window full: each chunk boundary drains the in-flight requests.
+        self.chunk_size = chunk_size or 16 * concurrency
         self._gen_logprobs = True  # turned off once the endpoint rejects logprobs for generate
         self._rng = random.Random(0)
         self._scrub = lambda text: text.replace(key, "***")  # the key is kept only by the client

@@ -71,7 +71,7 @@ def test_key_from_env_and_info(monkeypatch, server):
     with OpenAIBackend("fake-vlm", alias="fake", base_url=server.base_url, concurrency=3) as be:
         assert isinstance(be, LVLM)
         assert (be.info.backend, be.info.checkpoint, be.info.alias) == ("openai", "fake-vlm", "fake")
-        assert be.chunk_size == 12 and be.supports_logprobs
+        assert be.chunk_size == 48 and be.supports_logprobs and not be.needs_pixels
         assert _run(be, [_req()])[0].error is None
     with pytest.raises(RuntimeError, match="closed"):
         list(be.generate([_req()]))
