@@ -169,3 +169,12 @@ def test_image_paths_relative_to_the_dataset_folder(tmp_path):
     assert li.image is not None and li.image.pil().getpixel((0, 0)) == (1, 2, 3)
     buf = io.BytesIO()
     li.image.pil().save(buf, format="PNG")
+
+
+def test_encoded_only_mode_keeps_no_pixels_but_still_validates(tmp_path):
+    rows = long_rows(n_groups=1, n_controls=0)
+    rows[1]["image"] = rows[1]["image"][:30]
+    bench = load_benchmark(str(write_long_dataset(tmp_path / "d", rows)))
+    items = list(bench.iter_items(keep_pixels=False))
+    assert items[0].image._pil is None and items[0].image.pil().size == (40, 30)  # decoded on demand
+    assert items[1].image is None and "cannot decode" in items[1].image_error

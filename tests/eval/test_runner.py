@@ -217,3 +217,24 @@ def test_nothing_to_do_skips_loading_the_model(small_benchmark, tmp_path, monkey
     monkeypatch.setattr(runner, "build_model", boom)
     result = run("random", small_benchmark, tmp_path / "r")
     assert result.failures.n_samples == 36
+
+
+def test_chunks_are_capped_by_image_memory(small_benchmark, tmp_path, monkeypatch):
+    import spuriverse.eval.runner as runner
+    from spuriverse.models.baselines import RandomBaseline
+
+    sizes: list[int] = []
+    real = RandomBaseline.generate
+
+    def counting(self, requests):
+        sizes.append(len(requests))
+        return real(self, requests)
+
+    monkeypatch.setattr(RandomBaseline, "generate", counting)
+    run("random", small_benchmark, tmp_path / "big")
+    assert sizes == [36]  # one chunk: the baseline takes up to 1,024 requests
+    sizes.clear()
+    monkeypatch.setattr(runner, "CHUNK_IMAGE_BYTES", 1)  # every image exceeds the budget
+    run("random", small_benchmark, tmp_path / "small")
+    assert sizes == [1] * 36
+    assert stable_lines(tmp_path / "big") == stable_lines(tmp_path / "small")
