@@ -49,6 +49,10 @@ class _Scan:
     fingerprint: str = ""
 
 
+def _has_image(cell: Any) -> bool:
+    return cell is not None and not (isinstance(cell, dict) and not cell.get("bytes") and not cell.get("path"))
+
+
 def _pick_split(dsd: Any, split: str | None, source: str) -> Any:
     names = list(dsd.keys())
     if split is not None:
@@ -111,29 +115,44 @@ class Benchmark:
         cols = list(dataset.column_names or next(iter(dataset), {}).keys())
         self._wide_cols = wide_image_columns(cols)
         self.layout = "wide" if self._wide_cols else "long"
+        if self.layout == "wide" and "image" not in cols:
+            raise BenchmarkError(f"{source}: wide layout (spurious_group_* columns) without an 'image' column")
         self.image_columns = [c for c in ["image", *self._wide_cols] if c in cols]
         for c in self.image_columns:
             if dataset.features is not None and isinstance(dataset.features.get(c), datasets.Image):
                 dataset = dataset.cast_column(c, datasets.Image(decode=False))
         self.dataset = dataset
+        self._columns = cols
+        self._present: list[list[str]] = []  # per wide row: the spurious_group_k columns holding an image
         self._scan = self._validate_and_fingerprint()
 
+
     # -- rows -> items --------------------------------------------------------------------
-    def _rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def _rows(self, with_images: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
+        ds = self.dataset
+        if not with_images and self.image_columns:
+            # Columnar sources skip the image bytes entirely: metadata passes stay cheap.
+            ds = ds.select_columns([c for c in self._columns if c not in self.image_columns])
         row_no = 0
-        for batch in self.dataset.iter(batch_size=_BATCH):
+        for batch in ds.iter(batch_size=_BATCH):
             keys = list(batch)
             for values in zip(*(batch[k] for k in keys)):
                 yield row_no, dict(zip(keys, values))
                 row_no += 1
 
-    def _row_items(self) -> Iterator[tuple[Item, Any]]:
-        """(item, raw image cell) in benchmark order."""
-        for row_no, row in self._rows():
+    def _row_items(self, with_images: bool = True) -> Iterator[tuple[Item, Any]]:
+        """(item, raw image cell) in benchmark order (cell None when `with_images` is False)."""
+        for row_no, row in self._rows(with_images):
             if self.layout == "long":
                 yield long_item(row_no, row), row.get("image")
             else:
-                for wi in wide_items(row_no, row, self._wide_cols, self.side_table):
+                if with_images:
+                    present = [c for c in self._wide_cols if _has_image(row.get(c))]
+                    if row_no == len(self._present):  # the first (validating) pass records it
+                        self._present.append(present)
+                else:
+                    present = self._present[row_no]
+                for wi in wide_items(row_no, row, present, self.side_table):
                     yield wi.item, row.get(wi.image_column)
 
     def _image_bytes(self, cell: Any) -> bytes | None:
@@ -213,8 +232,8 @@ class Benchmark:
         )
 
     def items(self) -> Iterator[Item]:
-        """Items without images (cheap)."""
-        for item, _ in self._row_items():
+        """Items without images (cheap: image columns are not read)."""
+        for item, _ in self._row_items(with_images=False):
             yield item
 
     def iter_items(
