@@ -52,3 +52,10 @@ def tiny_paligemma(tmp_path_factory) -> Path:
     from helpers.tiny_models import build_tiny_paligemma
 
     return build_tiny_paligemma(tmp_path_factory.mktemp("tiny-paligemma"))
+
+
+@pytest.fixture(scope="session")
+def tiny_idefics3(tmp_path_factory) -> Path:
+    from helpers.tiny_models import build_tiny_idefics3
+
+    return build_tiny_idefics3(tmp_path_factory.mktemp("tiny-idefics3"))

@@ -226,3 +226,44 @@ def build_tiny_paligemma(out: str | Path, *, seed: int = 0) -> Path:
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
+
+
+IDEFICS3_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def build_tiny_idefics3(out: str | Path, *, seed: int = 0) -> Path:
+    """Idefics3 (the SmolVLM architecture): image blocks wrapped in <fake_token_around_image>,
+    a chat template with a system role; image splitting off."""
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessor,
+        Idefics3Processor,
+        Idefics3VisionConfig,
+    )
+
+    out = Path(out)
+    tok = build_tokenizer(extra_special=["<fake_token_around_image>", "<global-img>", "<end_of_utterance>"])
+    processor = Idefics3Processor(
+        image_processor=Idefics3ImageProcessor(do_image_splitting=False, size={"longest_edge": 32},
+                                               max_image_size={"longest_edge": 32}),
+        tokenizer=tok, image_seq_len=4, chat_template=IDEFICS3_CHAT_TEMPLATE,
+    )
+    config = Idefics3Config(
+        vision_config=Idefics3VisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
+                                           num_hidden_layers=2, num_attention_heads=4),
+        text_config=_llama_text_config(tok, 32, 2),
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        scale_factor=2,
+    )
+    torch.manual_seed(seed)
+    model = Idefics3ForConditionalGeneration(config).eval()
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out

@@ -40,7 +40,7 @@ def test_letters_are_tokenized_after_the_real_model_input(tiny_llava, tiny_palig
     assert letter_ids[0] == [pg.tokenizer.convert_tokens_to_ids(x) for x in "AB"]  # so "A", not " A"
 
 
-@pytest.mark.parametrize("fixture", ["tiny_llava", "tiny_llava_next", "tiny_paligemma"])
+@pytest.mark.parametrize("fixture", ["tiny_llava", "tiny_llava_next", "tiny_paligemma", "tiny_idefics3"])
 def test_batched_equals_one_at_a_time(fixture, request):
     path = str(request.getfixturevalue(fixture))
     reqs = requests(10)
