@@ -164,6 +164,112 @@ def _cmd_schema(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("leaderboard", help="register a benchmark version, re-render boards",
+                       description="Manage leaderboards (leaderboards/NAME/: benchmark.json, leaderboard.json, "
+                       "README.md, index.html, submissions/).")
+    lsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    init = lsub.add_parser("init", help="register a benchmark version (+ random and frequent baselines)",
+                           description="Register a benchmark version: writes benchmark.json (fingerprint, items, "
+                           "answers) and a board holding the random and frequent baselines.")
+    init.add_argument("--dataset", required=True, help="hub id, local dataset folder or parquet files")
+    init.add_argument("--name", required=True, help="board name: lowercase letters, digits, . _ -")
+    init.add_argument("--config")
+    init.add_argument("--split")
+    init.add_argument("--revision")
+    init.add_argument("--side-table", action="append", dest="side_tables", metavar="[NAME=]FILE")
+    init.add_argument("--leaderboard-dir", type=Path, default=Path("leaderboards"))
+    init.add_argument("--max-failed-rate", type=float, default=0.05,
+                      help="failed + unparsed share above which a submission is rejected/flagged (default 0.05)")
+    init.add_argument("--on-exceed", choices=["reject", "flag"], default="reject")
+    init.add_argument("--no-baselines", action="store_true", help="do not evaluate random/frequent")
+    init.set_defaults(func=_cmd_leaderboard_init)
+    ren = lsub.add_parser("render", help="regenerate README.md and index.html from leaderboard.json",
+                          description="Regenerate the pages of one board (or all) from leaderboard.json alone.")
+    ren.add_argument("name", nargs="?", help="board name (default: every board)")
+    ren.add_argument("--leaderboard-dir", type=Path, default=Path("leaderboards"))
+    ren.set_defaults(func=_cmd_leaderboard_render)
+
+
+def _cmd_leaderboard_init(a: argparse.Namespace) -> int:
+    from spuriverse.leaderboard.board import init_board
+    from spuriverse.schema import LeaderboardPolicy
+
+    board = init_board(a.dataset, a.name, a.leaderboard_dir, config=a.config, split=a.split, revision=a.revision,
+                       side_tables=a.side_tables, baselines=not a.no_baselines,
+                       policy=LeaderboardPolicy(max_failed_rate=a.max_failed_rate, on_exceed=a.on_exceed))
+    print(f"registered {board} (pages: {board / 'README.md'}, {board / 'index.html'})")
+    return 0
+
+
+def _cmd_leaderboard_render(a: argparse.Namespace) -> int:
+    from spuriverse.leaderboard.board import render
+
+    for path in render(a.leaderboard_dir, a.name):
+        print(path)
+    return 0
+
+
+def _add_submit(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("submit", help="verify a run, re-score it from its samples, put it on the leaderboard",
+                       description="Validate results.json and samples.jsonl, check every item and answer against "
+                       "the registered benchmark, re-score from the samples, store the submission and update "
+                       "leaderboard.json and its pages. A rejection changes nothing on disk.")
+    p.add_argument("run", type=Path, help="run folder or its results.json")
+    p.add_argument("--leaderboard-dir", type=Path, default=Path("leaderboards"))
+    p.add_argument("--name", help="board name (default: the board whose benchmark fingerprint matches)")
+    p.add_argument("--display-name", help="name shown on the board (default: the model alias)")
+    p.set_defaults(func=_cmd_submit)
+
+
+def _cmd_submit(a: argparse.Namespace) -> int:
+    from spuriverse.leaderboard.board import submit
+
+    out = submit(a.run, a.leaderboard_dir, display_name=a.display_name, name=a.name)
+    rank = next(i for i, e in enumerate(_board_entries(a.leaderboard_dir, out.board), 1) if e.slug == out.slug)
+    acc = out.entry.metrics["overall_acc"].value
+    print(f"{out.status}: {out.entry.display_name} on {out.board} as {out.slug} (rank {rank}, overall "
+          f"{'-' if acc is None else f'{100 * acc:.1f}%'}; flags: {', '.join(out.entry.flags) or 'none'})")
+    return 0
+
+
+def _board_entries(leaderboard_dir: Path, name: str) -> list:
+    from spuriverse.leaderboard.board import read_board
+
+    return read_board(leaderboard_dir / name).entries
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="paired comparison of two runs on their shared items",
+                       description="McNemar test on per-item correctness and the accuracy difference (A - B) "
+                       "with a group-bootstrap interval, over the items both runs answered.")
+    p.add_argument("run_a", type=Path)
+    p.add_argument("run_b", type=Path)
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--variants", default="anchor,spurious", help="item variants compared (default anchor,spurious)")
+    p.set_defaults(func=_cmd_compare)
+
+
+def _cmd_compare(a: argparse.Namespace) -> int:
+    from spuriverse.eval.compare import paired_comparison
+    from spuriverse.eval.samples import read_run_samples
+
+    def run_dir(p: Path) -> Path:
+        return p.parent if p.is_file() else p
+
+    pc = paired_comparison(read_run_samples(run_dir(a.run_a)), read_run_samples(run_dir(a.run_b)),
+                           n_bootstrap=a.bootstrap, variants=tuple(a.variants.split(",")))
+    if not pc.n_shared:
+        print("no shared items")
+        return 1
+    ci = f" [{100 * pc.diff_ci[0]:+.1f}, {100 * pc.diff_ci[1]:+.1f}]" if pc.diff_ci else ""
+    print(f"shared items {pc.n_shared}: A {100 * pc.acc_a:.1f}%  B {100 * pc.acc_b:.1f}%  "
+          f"A-B {100 * pc.diff:+.1f} pp{ci} (95% group bootstrap)")
+    print(f"both right {pc.both_right}, only A {pc.a_only}, only B {pc.b_only}, both wrong {pc.both_wrong}")
+    print(f"McNemar p = {pc.mcnemar_p:.4g} ({pc.mcnemar_method})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spuriverse",
@@ -171,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"spuriverse {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_eval, _add_score, _add_models, _add_schema):
+    for add in (_add_eval, _add_score, _add_models, _add_schema, _add_leaderboard, _add_submit, _add_compare):
         add(sub)
     return parser
 
@@ -182,12 +288,17 @@ def main(argv: list[str] | None = None) -> int:
     from spuriverse.data.layouts import BenchmarkError
     from spuriverse.eval.runner import RunConfigMismatch
     from spuriverse.eval.samples import SamplesFileError
+    from spuriverse.leaderboard.store import UnsafeName
+    from spuriverse.leaderboard.verify import SubmissionRejected
     from spuriverse.models.base import ModelLoadError
     from spuriverse.models.registry import ModelSpecError
 
     try:
         code = args.func(args)
-    except (BenchmarkError, ModelSpecError, ModelLoadError, RunConfigMismatch, SamplesFileError,
+    except SubmissionRejected as exc:
+        print(f"spuriverse {args.command}: rejected: {exc}", file=sys.stderr)
+        code = 3
+    except (BenchmarkError, ModelSpecError, ModelLoadError, RunConfigMismatch, SamplesFileError, UnsafeName,
             FileNotFoundError, ValueError) as exc:
         if os.environ.get("SPURIVERSE_DEBUG"):
             raise

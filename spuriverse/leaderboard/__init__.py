@@ -1,0 +1,1 @@
+"""Leaderboards: register benchmark versions, verify and store submissions, render pages."""

@@ -1,0 +1,238 @@
+"""`spuriverse leaderboard init` and `spuriverse submit`: register a benchmark version, verify and
+store submissions, keep `leaderboard.json` ranked. Pages are rendered from that JSON alone.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spuriverse.eval.compare import mcnemar_p
+from spuriverse.eval.metrics import collapse_rotations
+from spuriverse.eval.results import now_iso
+from spuriverse.leaderboard.store import (
+    atomic_write_bytes,
+    atomic_write_text,
+    board_lock,
+    check_board_name,
+    clean_text,
+    config_key,
+    gzip_bytes,
+    slugify,
+)
+from spuriverse.leaderboard.verify import SubmissionRejected, VerifiedRun, load_results, verify_run
+from spuriverse.schema import (
+    BenchmarkItemRecord,
+    BenchmarkRecord,
+    Leaderboard,
+    LeaderboardEntry,
+    LeaderboardPolicy,
+    PairedTest,
+)
+
+BENCHMARK = "benchmark.json"
+BOARD = "leaderboard.json"
+SUBMISSIONS = "submissions"
+OUTCOMES = "outcomes.json"  # per entry: 1/0 per anchor+spurious item in benchmark order (paired tests)
+
+
+@dataclass
+class SubmitOutcome:
+    status: str  # "added" | "updated" | "unchanged"
+    board: str
+    slug: str
+    entry: LeaderboardEntry
+
+
+def read_record(board_dir: Path) -> BenchmarkRecord:
+    return BenchmarkRecord.model_validate_json((board_dir / BENCHMARK).read_text("utf-8"))
+
+
+def read_board(board_dir: Path) -> Leaderboard:
+    return Leaderboard.model_validate_json((board_dir / BOARD).read_text("utf-8"))
+
+
+def _render(board_dir: Path) -> None:
+    from spuriverse.leaderboard.render import render_board
+
+    render_board(board_dir)
+
+
+def find_board(leaderboard_dir: Path, fingerprint: str, name: str | None = None) -> Path:
+    if name is not None:
+        board_dir = leaderboard_dir / check_board_name(name)
+        if not (board_dir / BENCHMARK).exists():
+            raise SubmissionRejected(f"no leaderboard {name!r} in {leaderboard_dir}")
+        if read_record(board_dir).fingerprint != fingerprint:
+            raise SubmissionRejected(f"benchmark fingerprint does not match leaderboard {name!r}")
+        return board_dir
+    for bench in sorted(leaderboard_dir.glob(f"*/{BENCHMARK}")):
+        if read_record(bench.parent).fingerprint == fingerprint:
+            return bench.parent
+    raise SubmissionRejected(f"benchmark fingerprint {fingerprint[:20]}... matches no registered leaderboard "
+                             f"in {leaderboard_dir} (see `spuriverse leaderboard init`)")
+
+
+def init_board(
+    dataset: str,
+    name: str,
+    leaderboard_dir: Path = Path("leaderboards"),
+    *,
+    config: str | None = None,
+    split: str | None = None,
+    revision: str | None = None,
+    side_tables: list[str] | None = None,
+    policy: LeaderboardPolicy | None = None,
+    baselines: bool = True,
+) -> Path:
+    """Register a benchmark version and put the `random` and `frequent` baselines on its board."""
+    from spuriverse.data import load_benchmark
+
+    board_dir = leaderboard_dir / check_board_name(name)
+    bench = load_benchmark(dataset, config, revision, split, side_tables)
+    info = bench.info()
+    with board_lock(board_dir):
+        if (board_dir / BENCHMARK).exists():
+            old = read_record(board_dir)
+            if old.fingerprint != info.fingerprint:
+                raise SubmissionRejected(
+                    f"leaderboard {name!r} is registered for another benchmark version ({old.fingerprint[:20]}...); "
+                    "register the new version under a new name"
+                )
+        else:
+            record = BenchmarkRecord(
+                name=name, created=now_iso(), source=dataset, config=config, split=split, revision=revision,
+                fingerprint=info.fingerprint, n_items=info.n_items, n_groups=info.n_groups, counts=info.counts,
+                items=[BenchmarkItemRecord(item_id=it.item_id, group_id=it.group_id, variant=it.variant,
+                                           answer=it.answer, options=it.options,
+                                           source_benchmark=it.source_benchmark,
+                                           spurious_attribute=it.spurious_attribute) for it in bench.items()],
+            )
+            groups = sorted({it.group_id for it in record.items if it.variant != "control"})
+            board = Leaderboard(name=name, fingerprint=info.fingerprint, updated=record.created,
+                                policy=policy or LeaderboardPolicy(), groups=groups)
+            atomic_write_text(board_dir / BENCHMARK, record.model_dump_json(indent=1) + "\n")
+            atomic_write_text(board_dir / BOARD, board.model_dump_json(indent=1) + "\n")
+            _render(board_dir)
+    if baselines:
+        from spuriverse.eval.runner import EvalOptions, run_eval
+
+        for model in ("random", "frequent"):
+            with tempfile.TemporaryDirectory() as tmp:
+                run_eval(EvalOptions(model=model, dataset=dataset, config=config, split=split, revision=revision,
+                                     side_tables=side_tables, output_dir=Path(tmp), progress=False, report=False))
+                submit(Path(tmp), leaderboard_dir, name=name, baseline=True)
+    return board_dir
+
+
+def _outcome_vector(run: VerifiedRun, record: BenchmarkRecord) -> list[int]:
+    """1/0 per anchor+spurious item in benchmark order (failed/unparsed count as wrong)."""
+    items, _ = collapse_rotations(run.samples)
+    correct = {it.item_id: int(it.correct) for it in items}
+    return [correct.get(it.item_id, 0) for it in record.items if it.variant in ("anchor", "spurious")]
+
+
+def _entry(run: VerifiedRun, slug: str, key: str, display_name: str | None, baseline: bool,
+           flags: list[str]) -> LeaderboardEntry:
+    r, s = run.result, run.scores
+    model = clean_text(r.model.alias, 200) or "model"
+    return LeaderboardEntry(
+        slug=slug, display_name=clean_text(display_name, 200) if display_name else model, model=model,
+        backend=clean_text(r.model.backend, 40), checkpoint=clean_text(r.model.checkpoint, 200),
+        revision=clean_text(r.model.revision, 80) if r.model.revision else None, strategy=r.strategy,
+        scoring=r.scoring, circular=r.circular, blind=r.model.blind, seed=r.seed, prompt_hash=r.prompt_hash[:64],
+        parser_version=r.parser_version, config_key=key, submitted=now_iso(), run_created=r.created[:40],
+        harness_version=clean_text(r.harness.version, 40), baseline=baseline, verified=True, flags=flags,
+        metrics=s.metrics, failed_rate=s.failures.failed_rate, unparsed_rate=s.failures.unparsed_rate,
+        n_items=s.failures.n_samples, per_group={g.group_id: g.acc for g in s.per_group},
+        samples_sha256=r.samples_sha256 or "",
+    )
+
+
+def _rank(board: Leaderboard, board_dir: Path) -> Leaderboard:
+    """Best first by overall accuracy (then mean group accuracy, then slug); each entry is tested
+    against the next one down (McNemar on the paired item outcomes)."""
+
+    def key(e: LeaderboardEntry) -> tuple:
+        ov, mg = e.metrics["overall_acc"].value, e.metrics["mean_group_acc"].value
+        return (-(ov if ov is not None else -1), -(mg if mg is not None else -1), e.slug)
+
+    entries = sorted(board.entries, key=key)
+    vectors = {e.slug: np.array(json.loads((board_dir / SUBMISSIONS / e.slug / OUTCOMES).read_text()), dtype=np.int8)
+               for e in entries}
+    ranked = []
+    for i, e in enumerate(entries):
+        vs = None
+        if i + 1 < len(entries):
+            nxt = entries[i + 1]
+            a, b = vectors[e.slug], vectors[nxt.slug]
+            only_a, only_b = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
+            p, method = mcnemar_p(only_a, only_b)
+            diff = float(a.mean() - b.mean()) if len(a) else None
+            vs = PairedTest(other=nxt.slug, diff=diff, p_value=p, method=method, significant=p < board.policy.alpha)
+        ranked.append(e.model_copy(update={"vs_next": vs}))
+    return board.model_copy(update={"entries": ranked, "updated": now_iso()})
+
+
+def submit(
+    path: str | Path,
+    leaderboard_dir: Path = Path("leaderboards"),
+    *,
+    display_name: str | None = None,
+    name: str | None = None,
+    baseline: bool = False,
+) -> SubmitOutcome:
+    """Verify a run (folder or results.json) and put it on the board of its benchmark.
+
+    On rejection (SubmissionRejected) nothing on disk changes. An identical resubmission is a no-op.
+    """
+    loaded = load_results(path)
+    board_dir = find_board(Path(leaderboard_dir), loaded[1].benchmark.fingerprint, name)
+    record = read_record(board_dir)
+    run = verify_run(path, record, loaded)
+    r = run.result
+    key = config_key(r.model.alias, r.model.checkpoint, r.model.revision, r.strategy, r.scoring, r.circular,
+                     r.model.blind, r.seed)
+    slug = slugify(r.model.alias, key)
+    with board_lock(board_dir):
+        board = read_board(board_dir)
+        flags: list[str] = []
+        bad = run.scores.failures.failed_rate + run.scores.failures.unparsed_rate
+        if bad > board.policy.max_failed_rate:
+            msg = (f"{100 * bad:.1f} % of items failed or unparsed (policy limit "
+                   f"{100 * board.policy.max_failed_rate:.1f} %)")
+            if board.policy.on_exceed == "reject":
+                raise SubmissionRejected(msg)
+            flags.append(msg)
+        old = next((e for e in board.entries if e.slug == slug), None)
+        if old is not None and old.samples_sha256 == r.samples_sha256 and (
+            display_name is None or clean_text(display_name) == old.display_name
+        ):
+            return SubmitOutcome("unchanged", board.name, slug, old)
+        entry = _entry(run, slug, key, display_name, baseline or (old.baseline if old else False), flags)
+        sub = board_dir / SUBMISSIONS / slug
+        atomic_write_bytes(sub / "samples.jsonl.gz", gzip_bytes(run.samples_bytes))
+        atomic_write_text(sub / "results.json", r.model_dump_json(indent=1) + "\n")
+        atomic_write_text(sub / OUTCOMES, json.dumps(_outcome_vector(run, record)))
+        others = [e for e in board.entries if e.slug != slug]
+        board = _rank(board.model_copy(update={"entries": [*others, entry]}), board_dir)
+        atomic_write_text(board_dir / BOARD, board.model_dump_json(indent=1) + "\n")
+        _render(board_dir)
+        final = next(e for e in board.entries if e.slug == slug)
+    return SubmitOutcome("updated" if old else "added", board.name, slug, final)
+
+
+def render(leaderboard_dir: Path, name: str | None = None) -> list[Path]:
+    """Re-render one board (or all) from leaderboard.json."""
+    dirs = [leaderboard_dir / check_board_name(name)] if name else sorted(
+        p.parent for p in leaderboard_dir.glob(f"*/{BOARD}"))
+    out = []
+    for d in dirs:
+        with board_lock(d):
+            _render(d)
+        out += [d / "README.md", d / "index.html"]
+    return out
