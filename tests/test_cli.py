@@ -99,3 +99,13 @@ def test_unreachable_hub_switches_to_offline_mode(monkeypatch):
     assert hub.hub_reachable(timeout=2) is False
     assert hub.go_offline_if_unreachable() is True
     assert hub.hub_offline()
+
+
+def test_compare_two_runs(small_benchmark, tmp_path, capsys):
+    for model, out in (("random", "a"), ("frequent", "b")):
+        assert main(["eval", "--model", model, "--dataset", str(small_benchmark), "--output-dir",
+                     str(tmp_path / out), "--no-progress", "--bootstrap", "50"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b" / "results.json"), "--bootstrap", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "shared items 24" in out and "McNemar p =" in out and "A-B" in out

@@ -1,0 +1,145 @@
+"""A tiny random-weight LLaVA (the real architecture), built offline in ~0.1 s.
+
+Saved with `save_pretrained` and loaded back through `AutoProcessor` /
+`AutoModelForImageTextToText.from_pretrained`, exactly as a user's hub checkpoint would be. Used by
+the offline demo (`make eval`), the tests and the benches. Its weights are RANDOM: it answers
+nonsense, and everything that shows it says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+
+LLAVA_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] != 'system' %}{{ message['role'].upper() + ': ' }}{% endif %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' ' }}{% endfor %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
+_CORPUS = [
+    "USER: Question: What is the man by the bags awaiting? Options: (A) cab (B) train ASSISTANT: A",
+    "Please select the correct answer from the options above. Answer with the option's letter only.",
+    "Answer: (A) Answer: (B) Answer: (C) Answer: (D) Answer: (E) Answer: (F)",
+    "The answer is B. The correct option is C. I choose D. Option E. Option F.",
+    "[INST] a photo of a dog on a red sofa [/INST] The dog is brown.",
+    "yes no one two three four cab train delivery skateboarder kitchen beach snow",
+] + [f"ASSISTANT: {x} [/INST] {x} ({x}) {x}." for x in "ABCDEF"] * 20
+
+
+def _corpus() -> list[str]:
+    """Training text: a few sentences plus the prompt templates, so prompts tokenize into a
+    realistic number of tokens (as a real tokenizer's would), not one token per byte."""
+    from spuriverse.eval.prompts import STRATEGIES, get_template
+
+    templates = [get_template(s).system + "\n" + get_template(s).user for s in STRATEGIES]
+    return _CORPUS + templates * 5
+
+
+def build_tokenizer(extra_special: list[str] | None = None, vocab_size: int = 400) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained in-process; option letters with and without a space are single tokens."""
+    special = ["<pad>", "<s>", "</s>", "<unk>", "<image>"] + list(extra_special or [])
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        min_frequency=1,
+    )
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        padding_side="left",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    fast.add_special_tokens({"additional_special_tokens": ["<image>"] + list(extra_special or [])})
+    return fast
+
+
+def _llama_text_config(tok: PreTrainedTokenizerFast, hidden: int, layers: int):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+
+
+def _clip_vision_config(image_size: int, patch_size: int, hidden: int, layers: int = 2):
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(
+        image_size=image_size,
+        patch_size=patch_size,
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        projection_dim=hidden,
+    )
+
+
+def build_tiny_llava(
+    out: str | Path,
+    *,
+    image_size: int = 32,
+    patch_size: int = 8,
+    hidden: int = 32,
+    layers: int = 2,
+    vision_hidden: int = 32,
+    seed: int = 0,
+) -> Path:
+    """LLaVA-1.5 architecture (CLIP vision tower + Llama), random weights, saved to `out`."""
+    from transformers import (
+        CLIPImageProcessor,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    out = Path(out)
+    tok = build_tokenizer()
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
+    processor = LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tok,
+        patch_size=patch_size,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=LLAVA_CHAT_TEMPLATE,
+    )
+    config = LlavaConfig(
+        vision_config=_clip_vision_config(image_size, patch_size, vision_hidden),
+        text_config=_llama_text_config(tok, hidden, layers),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+    )
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).eval()
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
