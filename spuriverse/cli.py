@@ -270,6 +270,22 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the offline demo (what `make eval` runs with no MODEL)",
+                       description="Evaluate random, frequent and a tiny random-weight LLaVA on the bundled "
+                       "spuriverse-mini benchmark, submit them to a local demo leaderboard, render it. Offline.")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from spuriverse.demo import run_demo
+
+    run_demo(a.out, progress=not a.no_progress)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spuriverse",
@@ -277,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"spuriverse {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_eval, _add_score, _add_models, _add_schema, _add_leaderboard, _add_submit, _add_compare):
+    for add in (_add_eval, _add_score, _add_models, _add_schema, _add_leaderboard, _add_submit, _add_compare,
+                _add_demo):
         add(sub)
     return parser
 

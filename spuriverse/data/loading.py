@@ -90,7 +90,8 @@ def _load_dataset(source: str, config: str | None, revision: str | None) -> tupl
     except Exception as exc:  # the hub raises many types (offline, gated, missing)
         raise BenchmarkError(
             f"cannot load {source!r} from the Hugging Face hub ({type(exc).__name__}: {exc}). "
-            "Without hub access, point --dataset at a local dataset folder or parquet files."
+            "Without hub access, point --dataset (make eval DATASET=...) at a local dataset folder or "
+            "parquet files, or run `make eval` with no MODEL for the offline demo."
         ) from exc
 
 

@@ -63,7 +63,8 @@ class HFBackend:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(
                 f"cannot load model {checkpoint!r}: {str(exc).splitlines()[0]} Without hub access, pass a local "
-                "folder saved with save_pretrained as --model."
+                "folder saved with save_pretrained as --model (make eval MODEL=/path), or run `make eval` with "
+                "no MODEL for the offline demo."
             ) from exc
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer.padding_side = "left"
