@@ -9,7 +9,7 @@ DATASET     ?= yanyiwei/SpuriVerse
 OUT         ?= runs/$(subst /,_,$(subst :,_,$(MODEL)))
 ARGS        ?=
 
-.PHONY: install eval test bench clean help
+.PHONY: install browser eval test bench clean help
 
 help:
 	@echo "make install   create $(VENV), install $(TORCH_SPEC) first, then spuriverse[dev]"
@@ -26,6 +26,16 @@ install: $(PY)
 	$(PY) -m pip install "$(TORCH_SPEC)"
 	$(PY) -m pip install -e ".[dev]"
 	@$(PY) -c "import torch, spuriverse; print('spuriverse', spuriverse.__version__, '| torch', torch.__version__)"
+	$(MAKE) browser
+
+# Debian's Chromium for the leaderboard browser test (Playwright drives it; never `playwright install`).
+browser:
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: /usr/bin/chromium"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+		|| echo "warning: could not install chromium; the browser test will be skipped"; \
+	else echo "note: /usr/bin/chromium is missing and cannot be installed here (needs root and apt-get):"; \
+		echo "      run 'apt-get install chromium' as root; until then the browser test is skipped"; fi
 
 eval:
 	@if [ -z "$(MODEL)" ]; then echo "usage: make eval MODEL=<alias|hub id|folder|openai:NAME> [DATASET=...]"; echo "aliases:"; $(BIN)/spuriverse models; exit 2; fi

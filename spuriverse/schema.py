@@ -28,7 +28,8 @@ ErrorType = Literal["image", "model", "api", "input"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Unknown fields and non-finite numbers are errors in every file format (NaN is not JSON).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def letters_for(n_options: int) -> tuple[str, ...]:
@@ -257,12 +258,6 @@ class RunResult(_Strict):
 # Leaderboard (leaderboards/NAME/...)
 
 
-class _StrictFinite(_Strict):
-    """Submissions are hostile input: no NaN/inf anywhere."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
 class BenchmarkItemRecord(_Strict):
     item_id: str
     group_id: str
@@ -291,7 +286,7 @@ class BenchmarkRecord(_Strict):
     items: list[BenchmarkItemRecord]
 
 
-class PairedTest(_StrictFinite):
+class PairedTest(_Strict):
     """This entry vs the next one down on the board (paired, on shared items)."""
 
     other: str = Field(description="slug of the next entry")
@@ -302,7 +297,7 @@ class PairedTest(_StrictFinite):
     significant: bool
 
 
-class LeaderboardEntry(_StrictFinite):
+class LeaderboardEntry(_Strict):
     slug: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,79}$")
     display_name: str = Field(max_length=200)
     model: str

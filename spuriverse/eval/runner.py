@@ -8,6 +8,7 @@ same canonical file a single process writes.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import warnings
@@ -127,6 +128,15 @@ def _check_config(run_dir: Path, config: RunConfig) -> RunManifest | None:
     return old
 
 
+LOGPROB_FLOOR = -1e9  # -inf (possible in half precision) is stored as this: NaN/inf are not JSON
+
+
+def _finite(lps: dict[str, float] | None) -> dict[str, float] | None:
+    if lps is None:
+        return None
+    return {k: (v if math.isfinite(v) else LOGPROB_FLOOR) for k, v in lps.items() if not math.isnan(v)}
+
+
 def _make_sample(p: _Pending, scoring: str, prompt_hash: str, response: OptionScores | Generation | None,
                  image_error: str | None = None) -> Sample:
     item = p.item
@@ -146,14 +156,14 @@ def _make_sample(p: _Pending, scoring: str, prompt_hash: str, response: OptionSc
                       error=response.error.message, error_type=response.error.type,
                       raw=getattr(response, "text", None))
     if isinstance(response, OptionScores):
-        lps = response.logprobs or {}
+        lps = _finite(response.logprobs) or {}
         # Highest log-prob; ties go to the earliest letter (deterministic, never random).
         pred = max(lps, key=lambda k: (lps[k], -ord(k))) if lps else None
         return Sample(**base, prediction=pred, correct=pred == p.answer,
                       parse_status="logprob" if pred else "unparsed", logprobs=lps or None)
     parsed = parse_answer(response.text, p.options)
     return Sample(**base, prediction=parsed.letter, correct=parsed.letter == p.answer,
-                  parse_status=parsed.status, raw=response.text, logprobs=response.logprobs,
+                  parse_status=parsed.status, raw=response.text, logprobs=_finite(response.logprobs),
                   usage=response.usage)
 
 
