@@ -204,9 +204,9 @@ class FailureCounts(_Strict):
 
 
 class BootstrapInfo(_Strict):
-    iterations: int
+    iterations: int = Field(ge=0)
     seed: int
-    level: float
+    level: float = Field(gt=0, lt=1)
     unit: Literal["group"] = Field(
         "group", description="whole groups are resampled; control items are resampled as their own clusters"
     )

@@ -141,11 +141,12 @@ def _entry(run: VerifiedRun, slug: str, key: str, display_name: str | None, base
     r, s = run.result, run.scores
     model = clean_text(r.model.alias, 200) or "model"
     return LeaderboardEntry(
-        slug=slug, display_name=clean_text(display_name, 200) if display_name else model, model=model,
+        slug=slug, display_name=clean_text(display_name or "", 200) or model, model=model,
         backend=clean_text(r.model.backend, 40), checkpoint=clean_text(r.model.checkpoint, 200),
         revision=clean_text(r.model.revision, 80) if r.model.revision else None, strategy=r.strategy,
-        scoring=r.scoring, circular=r.circular, blind=r.model.blind, seed=r.seed, prompt_hash=r.prompt_hash[:64],
-        parser_version=r.parser_version, config_key=key, submitted=now_iso(), run_created=r.created[:40],
+        scoring=r.scoring, circular=r.circular, blind=r.model.blind, seed=r.seed,
+        prompt_hash=clean_text(r.prompt_hash, 64), parser_version=clean_text(r.parser_version, 20), config_key=key,
+        submitted=now_iso(), run_created=clean_text(r.created, 40),
         harness_version=clean_text(r.harness.version, 40), baseline=baseline, verified=True, flags=flags,
         metrics=s.metrics, failed_rate=s.failures.failed_rate, unparsed_rate=s.failures.unparsed_rate,
         n_items=s.failures.n_samples, per_group={g.group_id: g.acc for g in s.per_group},
@@ -195,8 +196,8 @@ def submit(
     record = read_record(board_dir)
     run = verify_run(path, record, loaded)
     r = run.result
-    key = config_key(r.model.alias, r.model.checkpoint, r.model.revision, r.strategy, r.scoring, r.circular,
-                     r.model.blind, r.seed)
+    key = config_key(r.model.backend, r.model.alias, r.model.checkpoint, r.model.revision, r.strategy, r.scoring,
+                     r.circular, r.model.blind, r.seed)
     slug = slugify(r.model.alias, key)
     with board_lock(board_dir):
         board = read_board(board_dir)
@@ -209,14 +210,17 @@ def submit(
                 raise SubmissionRejected(msg)
             flags.append(msg)
         old = next((e for e in board.entries if e.slug == slug), None)
-        if old is not None and old.samples_sha256 == r.samples_sha256 and (
-            display_name is None or clean_text(display_name) == old.display_name
-        ):
+        if old is not None and old.baseline and not baseline:
+            raise SubmissionRejected(f"{slug!r} is one of the board's baselines; a submission cannot replace it")
+        entry = _entry(run, slug, key, display_name, baseline, flags)
+        if old is not None and old.samples_sha256 == r.samples_sha256 and old.display_name == entry.display_name:
             return SubmitOutcome("unchanged", board.name, slug, old)
-        entry = _entry(run, slug, key, display_name, baseline or (old.baseline if old else False), flags)
         sub = board_dir / SUBMISSIONS / slug
+        # Stored results carry the recomputed numbers (identical to the claimed ones, as verified).
+        stored = r.model_copy(update={"metrics": run.scores.metrics, "breakdowns": run.scores.breakdowns,
+                                      "per_group": run.scores.per_group, "failures": run.scores.failures})
         atomic_write_bytes(sub / "samples.jsonl.gz", gzip_bytes(run.samples_bytes))
-        atomic_write_text(sub / "results.json", r.model_dump_json(indent=1) + "\n")
+        atomic_write_text(sub / "results.json", stored.model_dump_json(indent=1) + "\n")
         atomic_write_text(sub / OUTCOMES, json.dumps(_outcome_vector(run, record)))
         others = [e for e in board.entries if e.slug != slug]
         board = _rank(board.model_copy(update={"entries": [*others, entry]}), board_dir)

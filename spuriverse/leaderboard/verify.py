@@ -46,10 +46,6 @@ class VerifiedRun:
     scores: Scores
 
 
-def _reject_constant(name: str) -> Any:
-    raise SubmissionRejected(f"non-finite number {name} in JSON")
-
-
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
     out: dict = {}
     for k, v in pairs:
@@ -59,17 +55,11 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
     return out
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # "1e999" parses to inf
-        raise SubmissionRejected(f"non-finite number {text[:20]} in JSON")
-    return value
-
-
 def strict_json(text: str | bytes, what: str) -> Any:
+    """Parse JSON, refusing duplicate keys. NaN/Infinity/1e999 parse to non-finite floats, which
+    every schema refuses (allow_inf_nan=False), so the error names the field that holds them."""
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
-                          object_pairs_hook=_no_duplicate_keys)
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except SubmissionRejected as exc:
         raise SubmissionRejected(f"{what}: {exc}") from None
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, absurd nesting
@@ -214,6 +204,12 @@ def _check_metrics(result: RunResult, scores: Scores) -> None:
             raise SubmissionRejected(f"results.json: metric {key}.n is {c.n} but the samples give {r.n}")
     if result.failures.model_dump() != scores.failures.model_dump():
         raise SubmissionRejected("results.json: field 'failures' does not match the samples")
+    if [g.model_dump() for g in result.per_group] != [g.model_dump() for g in scores.per_group]:
+        raise SubmissionRejected("results.json: field 'per_group' does not match the samples")
+    if {k: {v: m.model_dump() for v, m in d.items()} for k, d in result.breakdowns.items()} != {
+        k: {v: m.model_dump() for v, m in d.items()} for k, d in scores.breakdowns.items()
+    }:
+        raise SubmissionRejected("results.json: field 'breakdowns' does not match the samples")
 
 
 def verify_run(path: str | Path, record: BenchmarkRecord,
