@@ -13,6 +13,7 @@ ARGS        ?=
 
 help:
 	@echo "make install   create $(VENV), install $(TORCH_SPEC) first, then spuriverse[dev]"
+	@echo "make eval      the offline demo (no GPU, no hub): spuriverse-mini, baselines, tiny LLaVA, leaderboard"
 	@echo "make eval MODEL=llava-1.5 [DATASET=...] [OUT=...] [ARGS='--limit 20']"
 	@echo "make test      run the offline test suite"
 	@echo "make bench     run the benchmarks in bench/"
@@ -37,9 +38,11 @@ browser:
 	else echo "note: /usr/bin/chromium is missing and cannot be installed here (needs root and apt-get):"; \
 		echo "      run 'apt-get install chromium' as root; until then the browser test is skipped"; fi
 
+# No MODEL: the offline demo (spuriverse-mini, random / frequent / tiny random-weight LLaVA, demo
+# leaderboard). With MODEL: the real evaluation (DATASET defaults to the SpuriVerse release on the hub).
 eval:
-	@if [ -z "$(MODEL)" ]; then echo "usage: make eval MODEL=<alias|hub id|folder|openai:NAME> [DATASET=...]"; echo "aliases:"; $(BIN)/spuriverse models; exit 2; fi
-	$(BIN)/spuriverse eval --model "$(MODEL)" --dataset "$(DATASET)" --output-dir "$(OUT)" $(ARGS)
+	@if [ -z "$(MODEL)" ]; then $(BIN)/spuriverse demo; \
+	else $(BIN)/spuriverse eval --model "$(MODEL)" --dataset "$(DATASET)" --output-dir "$(OUT)" $(ARGS); fi
 
 test:
 	$(PY) -m pytest -q

@@ -58,7 +58,7 @@ def run_demo(out_dir: Path = Path("runs/demo"), progress: bool = True) -> list[D
         build_tiny_llava(tiny, image_size=64, patch_size=8, hidden=64, layers=2)
     print(f"spuriverse demo — offline, on spuriverse-mini ({dataset})\n  note: {TINY_NOTE}\n")
 
-    plan = [("random", "random (baseline)"), ("frequent", "frequent (baseline)"),
+    plan = [("random", "random"), ("frequent", "frequent"),
             (str(tiny), "tiny LLaVA (random weights)")]
     runs = []
     for model, display in plan:
