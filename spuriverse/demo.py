@@ -63,7 +63,8 @@ def run_demo(out_dir: Path = Path("runs/demo"), progress: bool = True) -> list[D
     runs = []
     for model, display in plan:
         run_dir = out_dir / "runs" / Path(model).name
-        opts = EvalOptions(model=model, dataset=dataset, output_dir=run_dir, progress=progress)
+        opts = EvalOptions(model=model, dataset=dataset, output_dir=run_dir, progress=progress,
+                           model_note=TINY_NOTE if model == str(tiny) else None)
         try:
             result = run_eval(opts)
         except RunConfigMismatch:

@@ -176,6 +176,7 @@ class ModelInfo(_Strict):
     dtype: str | None = None
     device: str | None = None
     blind: bool = False
+    note: str | None = Field(None, description="shown in reports, e.g. that the weights are random")
 
 
 class GenerationInfo(_Strict):

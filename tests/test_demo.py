@@ -18,7 +18,7 @@ def test_demo_runs_offline_and_says_the_weights_are_random(tmp_path, capsys):
         for name in ("samples.jsonl", "results.json", "report.md", "per_group_accuracy.png", "splits.png"):
             assert (r.run_dir / name).exists(), (r.run_dir, name)
     tiny_report = (runs[-1].run_dir / "report.md").read_text()
-    assert "random-weights" in tiny_report  # the report names the model as random-weight
+    assert "random-weights" in tiny_report and "**Note:** tiny LLaVA with RANDOM weights" in tiny_report
     board_dir = tmp_path / "demo" / "leaderboards" / BOARD_NAME
     board = Leaderboard.model_validate_json((board_dir / "leaderboard.json").read_text())
     assert len(board.entries) == 3 and sum(e.baseline for e in board.entries) == 2

@@ -127,6 +127,7 @@ def render_markdown(result: RunResult) -> str:
         f"Strategy `{r.strategy}`, scoring `{r.scoring}`{', CircularEval' if r.circular else ''}"
         f"{', blind (no image)' if m.blind else ''}. Created {_esc(r.created)}.",
         "",
+        *([f"> **Note:** {_esc(m.note)}", ""] if m.note else []),
         "## Metrics",
         "",
         *_metrics_table(r.metrics, level),

@@ -73,6 +73,7 @@ class EvalOptions:
     blind: bool = False
     max_new_tokens: int | None = None
     n_bootstrap: int = 1000
+    model_note: str | None = None  # shown in the report (e.g. "random weights")
     progress: bool = True
     report: bool = True
     backend_options: dict[str, Any] = field(default_factory=dict)  # base_url, api_key, device, ...
@@ -228,7 +229,7 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
         if hasattr(model, "prepare"):
             model.prepare(bench.answer_counts)
         timings["load_model_s"] = time.perf_counter() - t0
-        info = model.info.model_copy(update={"alias": spec.alias, "blind": opts.blind})
+        info = model.info.model_copy(update={"alias": spec.alias, "blind": opts.blind, "note": opts.model_note})
         manifest = RunManifest(
             created=manifest.created if manifest else now_iso(), config=config,
             benchmark=bench.info(), model=info,
