@@ -36,6 +36,17 @@ def _text(v: Any) -> str:
     return str(v).strip()
 
 
+def long_features():
+    """The `datasets` Features of the native long layout: every Item field (strings; `options` a list)
+    plus `image` as an `Image()` feature, in schema order. Writers use this so the image type
+    survives parquet (`Dataset.from_list(rows, features=long_features()).to_parquet(...)`)."""
+    from datasets import Features, Image, List, Value
+
+    feats = {name: List(Value("string")) if name == "options" else Value("string") for name in Item.model_fields}
+    feats["image"] = Image()
+    return Features(feats)
+
+
 def options_from_row(row: dict[str, Any]) -> list[str] | None:
     """Options from an `options` list column, or from letter columns A..F (blank cells dropped,
     so a 2-option item never shows "(C) nan")."""

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from spuriverse.data.layouts import long_features
+
 WORDS = ["cab", "train", "delivery", "skateboarder", "kitchen", "beach", "snow", "dog", "cat", "bus",
          "red", "blue", "two", "three", "tennis", "surfing", "pizza", "cake", "office", "farm"]
 
@@ -65,17 +67,6 @@ def long_rows(n_groups: int = 4, n_spurious: int = 3, n_counter: int = 1, n_cont
     return rows
 
 
-def long_features():
-    from datasets import Features, Image as HFImage, List, Value
-
-    return Features({
-        "item_id": Value("string"), "group_id": Value("string"), "variant": Value("string"),
-        "question": Value("string"), "options": List(Value("string")), "answer": Value("string"),
-        "source_benchmark": Value("string"), "source_id": Value("string"),
-        "spurious_attribute": Value("string"), "core_attribute": Value("string"), "image": HFImage(),
-    })
-
-
 def write_long_dataset(out: str | Path, rows: list[dict] | None = None, **kw) -> Path:
     """Write rows as `out/data/test-00000.parquet` + a card declaring the config (a local dataset folder)."""
     from datasets import Dataset
@@ -83,8 +74,10 @@ def write_long_dataset(out: str | Path, rows: list[dict] | None = None, **kw) ->
     out = Path(out)
     (out / "data").mkdir(parents=True, exist_ok=True)
     rows = rows if rows is not None else long_rows(**kw)
-    recs = [{**r, "image": {"bytes": r["image"], "path": None}} for r in rows]
-    Dataset.from_list(recs, features=long_features()).to_parquet(str(out / "data" / "test-00000.parquet"))
+    feats = long_features()
+    blank = {k: "" for k in feats if k not in ("image", "options")}
+    recs = [{**blank, **r, "image": {"bytes": r["image"], "path": None}} for r in rows]
+    Dataset.from_list(recs, features=feats).to_parquet(str(out / "data" / "test-00000.parquet"))
     (out / "README.md").write_text(CARD)
     return out
 

@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from spuriverse.data.layouts import long_features
+
 from .groups import CONTROLS, GROUPS
 from .images import group_images, jpeg_bytes
 from .photos import photo
@@ -55,15 +57,8 @@ def build_rows() -> list[dict]:
 
 
 def features():
-    from datasets import Features, Image as HFImage, List, Value
-
-    return Features({
-        "item_id": Value("string"), "group_id": Value("string"), "variant": Value("string"),
-        "question": Value("string"), "options": List(Value("string")), "answer": Value("string"),
-        "source_benchmark": Value("string"), "source_id": Value("string"),
-        "spurious_attribute": Value("string"), "core_attribute": Value("string"), "category": Value("string"),
-        "image": HFImage(),
-    })
+    """The native long layout's Features (one definition, in spuriverse.data.layouts)."""
+    return long_features()
 
 
 def build_environment() -> dict[str, str]:
