@@ -1,0 +1,51 @@
+"""Every file format spuriverse writes, as pydantic models (the single source of truth).
+
+`spuriverse schema --out DIR` exports them as JSON Schema; the exported copies live in
+`spuriverse/schemas/` and a test keeps them in sync with these classes. Submodules: `core` (items,
+samples, runs), `leaderboard`, `build` (the builder folder and image provenance).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from spuriverse.schema.build import *  # noqa: F403
+from spuriverse.schema.build import Candidate, ErrorRecord, Judgment, ReviewDecision, SynthProvenance
+from spuriverse.schema.core import *  # noqa: F403
+from spuriverse.schema.core import Item, RunConfig, RunManifest, RunResult, Sample
+from spuriverse.schema.leaderboard import *  # noqa: F403
+from spuriverse.schema.leaderboard import BenchmarkRecord, Leaderboard
+
+EXPORTED: dict[str, type[BaseModel]] = {
+    "item": Item,
+    "sample": Sample,
+    "run_config": RunConfig,
+    "run_manifest": RunManifest,
+    "run_result": RunResult,
+    "benchmark_record": BenchmarkRecord,
+    "leaderboard": Leaderboard,
+    "error_record": ErrorRecord,
+    "judgment": Judgment,
+    "review_decision": ReviewDecision,
+    "candidate": Candidate,
+    "synth_provenance": SynthProvenance,
+}
+
+
+def json_schemas() -> dict[str, dict]:
+    """JSON Schema for every exported format, keyed by file stem."""
+    return {name: model.model_json_schema() for name, model in EXPORTED.items()}
+
+
+def export_json_schemas(out_dir: str | Path) -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in json_schemas().items():
+        path = out / f"{name}.schema.json"
+        path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
