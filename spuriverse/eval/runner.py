@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,9 +222,7 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
         overrides["batch_size"] = opts.batch_size
         if state is not None:
             overrides.setdefault("device", str(state.device))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="option 'seed'")
-            model = build_model(spec, seed=opts.seed, **overrides)
+        model = build_model(spec, seed=opts.seed, **overrides)
         if hasattr(model, "prepare"):
             model.prepare(bench.answer_counts)
         timings["load_model_s"] = time.perf_counter() - t0

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import sys
-import warnings
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from spuriverse.plugins import call_supported, load
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,24 +81,9 @@ def resolve_model(spec: str, revision: str | None = None) -> ModelSpec:
 
 
 def build_model(spec: ModelSpec, **overrides: Any) -> Any:
-    """Instantiate the backend for `spec`.
-
-    `overrides` (command-line options; None = not given) win over the registry defaults. Options a
-    backend does not take (e.g. --base-url for a local model) are dropped with a warning, so the
-    caller never needs to know which backend it is building.
-    """
-    module, _, attr = BACKENDS[spec.backend].partition(":")
-    factory = getattr(importlib.import_module(module), attr)
-    params = inspect.signature(factory).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    kwargs = dict(spec.options)
-    if spec.revision is not None:
-        kwargs["revision"] = spec.revision
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if key in params or takes_any:
-            kwargs[key] = value
-        else:
-            warnings.warn(f"option {key!r} does not apply to the {spec.backend} backend; ignored", stacklevel=2)
-    return factory(spec.checkpoint, alias=spec.alias, **kwargs)
+    """Instantiate the backend for `spec`; `overrides` (command-line options; None = not given) win
+    over the registry defaults. Options a backend does not take are dropped with a warning."""
+    options = {**spec.options, "revision": spec.revision}
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    return call_supported(load(BACKENDS[spec.backend]), spec.checkpoint, label=spec.backend, quiet={"seed"},
+                          alias=spec.alias, **options)

@@ -1,0 +1,1 @@
+"""The benchmark builder: stages over one builder folder (mine, judge, review, synth, verify, publish)."""
