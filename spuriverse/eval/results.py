@@ -14,7 +14,8 @@ from pathlib import Path
 
 import spuriverse
 from spuriverse.eval.metrics import score_samples
-from spuriverse.eval.samples import SAMPLES, atomic_write_text, read_run_samples
+from spuriverse.atomic import atomic_write_text
+from spuriverse.eval.samples import SAMPLES, read_run_samples
 from spuriverse.schema import HarnessInfo, RunManifest, RunResult, Sample
 
 MANIFEST = "run.json"

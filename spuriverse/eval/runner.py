@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from spuriverse.atomic import atomic_write_text
 from spuriverse.data import LoadedItem, load_benchmark
 from spuriverse.eval.parsing import PARSER_VERSION, parse_answer
 from spuriverse.eval.prefetch import prefetch
@@ -34,7 +35,6 @@ from spuriverse.eval.results import (
 from spuriverse.eval.samples import (
     SAMPLES,
     SampleWriter,
-    atomic_write_text,
     read_run_samples,
     sample_key,
     write_canonical,

@@ -24,7 +24,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from spuriverse.leaderboard.store import atomic_write_bytes
+from spuriverse.atomic import atomic_write_bytes
 from spuriverse.schema import Leaderboard, LeaderboardEntry, MetricValue, PairedTest
 
 SOURCE, README, INDEX = "leaderboard.json", "README.md", "index.html"

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock
+
 
 BOARD_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SLUG_BAD = re.compile(r"[^a-z0-9._-]+")
@@ -63,27 +62,6 @@ def board_lock(board_dir: Path) -> Iterator[None]:
     board_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(board_dir / ".lock"), timeout=LOCK_TIMEOUT_S):
         yield
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def gzip_bytes(data: bytes) -> bytes:
