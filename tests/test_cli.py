@@ -12,7 +12,7 @@ import pytest
 from spuriverse.cli import build_parser, main
 from spuriverse.schema import json_schemas
 
-COMMANDS = ["eval", "score", "models", "schema", "leaderboard", "submit", "compare", "demo"]
+COMMANDS = ["eval", "score", "models", "schema", "leaderboard", "submit", "compare", "synth", "demo"]
 REQUIRED_ALIASES = ["llava-1.5", "llava-1.6", "qwen2.5-vl-7b", "idefics3-8b", "smolvlm", "paligemma2-3b",
                     "llama-3.2-11b-vision", "gpt-4o", "gpt-4o-mini", "random", "frequent"]
 
