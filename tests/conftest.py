@@ -59,3 +59,24 @@ def tiny_idefics3(tmp_path_factory) -> Path:
     from helpers.tiny_models import build_tiny_idefics3
 
     return build_tiny_idefics3(tmp_path_factory.mktemp("tiny-idefics3"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory) -> Path:
+    from helpers.tiny_diffusion import build_tiny_sd
+
+    return build_tiny_sd(tmp_path_factory.mktemp("tiny-sd"))
+
+
+@pytest.fixture(scope="session")
+def tiny_inpaint(tmp_path_factory) -> Path:
+    from helpers.tiny_diffusion import build_tiny_inpaint
+
+    return build_tiny_inpaint(tmp_path_factory.mktemp("tiny-inpaint"))
+
+
+@pytest.fixture(scope="session")
+def tiny_pix2pix(tmp_path_factory) -> Path:
+    from helpers.tiny_diffusion import build_tiny_instruct_pix2pix
+
+    return build_tiny_instruct_pix2pix(tmp_path_factory.mktemp("tiny-pix2pix"))
