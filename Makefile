@@ -50,6 +50,8 @@ test:
 bench:
 	$(PY) bench/eval_throughput.py
 	$(PY) bench/api_throughput.py
+	$(PY) bench/leaderboard.py
+	$(PY) bench/synth_throughput.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -170,3 +170,25 @@ def test_png_bytes_are_stable(build, tiny_sd):
     shutil.rmtree(build / "images")  # (the test's own folder)
     synthesize(build, build_backend("text2img", str(tiny_sd)), SynthOptions(n=1, **FAST))
     assert first == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (build / "images").rglob("*.png")}
+
+
+def test_accelerate_launch_two_processes_write_the_same_files(tmp_path, tiny_sd):
+    """A real 2-process launch (`--multi_gpu` + ACCELERATE_USE_CPU: `--cpu` would run one process)."""
+    import socket
+
+    launcher = Path(sys.executable).parent / "accelerate"
+    if not launcher.exists():
+        pytest.skip("accelerate is not installed next to this interpreter")
+    one, two = make_build_dir(tmp_path / "one", n=3), make_build_dir(tmp_path / "two", n=3)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    args = ["-m", "spuriverse", "synth", "--backend", "text2img", "--model", str(tiny_sd), "--n", "2",
+            "--width", "64", "--height", "64", "--steps", "2", "--no-progress"]
+    r = subprocess.run([str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--main_process_port",
+                        str(port), *args, str(two)], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("made ") == 2  # both processes worked
+    subprocess.run([sys.executable, *args, str(one)], env=env, check=True, capture_output=True, timeout=300)
+    assert files(one) == files(two) and len(files(one)) == 24
