@@ -1,14 +1,11 @@
-"""`spuriverse` command line: parses arguments, calls the stage functions, prints. No logic here."""
+"""Evaluation commands: eval, score, models, schema, compare, demo."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-
-from spuriverse import __version__
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -164,81 +161,6 @@ def _cmd_schema(a: argparse.Namespace) -> int:
     return 0
 
 
-def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("leaderboard", help="register a benchmark version, re-render boards",
-                       description="Manage leaderboards (leaderboards/NAME/: benchmark.json, leaderboard.json, "
-                       "README.md, index.html, submissions/).")
-    lsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    init = lsub.add_parser("init", help="register a benchmark version (+ random and frequent baselines)",
-                           description="Register a benchmark version: writes benchmark.json (fingerprint, items, "
-                           "answers) and a board holding the random and frequent baselines.")
-    init.add_argument("--dataset", required=True, help="hub id, local dataset folder or parquet files")
-    init.add_argument("--name", required=True, help="board name: lowercase letters, digits, . _ -")
-    init.add_argument("--config")
-    init.add_argument("--split")
-    init.add_argument("--revision")
-    init.add_argument("--side-table", action="append", dest="side_tables", metavar="[NAME=]FILE")
-    init.add_argument("--leaderboard-dir", type=Path, default=Path("leaderboards"))
-    init.add_argument("--max-failed-rate", type=float, default=0.05,
-                      help="failed + unparsed share above which a submission is rejected/flagged (default 0.05)")
-    init.add_argument("--on-exceed", choices=["reject", "flag"], default="reject")
-    init.add_argument("--no-baselines", action="store_true", help="do not evaluate random/frequent")
-    init.set_defaults(func=_cmd_leaderboard_init)
-    ren = lsub.add_parser("render", help="regenerate README.md and index.html from leaderboard.json",
-                          description="Regenerate the pages of one board (or all) from leaderboard.json alone.")
-    ren.add_argument("name", nargs="?", help="board name (default: every board)")
-    ren.add_argument("--leaderboard-dir", type=Path, default=Path("leaderboards"))
-    ren.set_defaults(func=_cmd_leaderboard_render)
-
-
-def _cmd_leaderboard_init(a: argparse.Namespace) -> int:
-    from spuriverse.leaderboard.board import init_board
-    from spuriverse.schema import LeaderboardPolicy
-
-    board = init_board(a.dataset, a.name, a.leaderboard_dir, config=a.config, split=a.split, revision=a.revision,
-                       side_tables=a.side_tables, baselines=not a.no_baselines,
-                       policy=LeaderboardPolicy(max_failed_rate=a.max_failed_rate, on_exceed=a.on_exceed))
-    print(f"registered {board} (pages: {board / 'README.md'}, {board / 'index.html'})")
-    return 0
-
-
-def _cmd_leaderboard_render(a: argparse.Namespace) -> int:
-    from spuriverse.leaderboard.board import render
-
-    for path in render(a.leaderboard_dir, a.name):
-        print(path)
-    return 0
-
-
-def _add_submit(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("submit", help="verify a run, re-score it from its samples, put it on the leaderboard",
-                       description="Validate results.json and samples.jsonl, check every item and answer against "
-                       "the registered benchmark, re-score from the samples, store the submission and update "
-                       "leaderboard.json and its pages. A rejection changes nothing on disk.")
-    p.add_argument("run", type=Path, help="run folder or its results.json")
-    p.add_argument("--leaderboard-dir", type=Path, default=Path("leaderboards"))
-    p.add_argument("--name", help="board name (default: the board whose benchmark fingerprint matches)")
-    p.add_argument("--display-name", help="name shown on the board (default: the model alias)")
-    p.set_defaults(func=_cmd_submit)
-
-
-def _cmd_submit(a: argparse.Namespace) -> int:
-    from spuriverse.leaderboard.board import submit
-
-    out = submit(a.run, a.leaderboard_dir, display_name=a.display_name, name=a.name)
-    rank = next(i for i, e in enumerate(_board_entries(a.leaderboard_dir, out.board), 1) if e.slug == out.slug)
-    acc = out.entry.metrics["overall_acc"].value
-    print(f"{out.status}: {out.entry.display_name} on {out.board} as {out.slug} (rank {rank}, overall "
-          f"{'-' if acc is None else f'{100 * acc:.1f}%'}; flags: {', '.join(out.entry.flags) or 'none'})")
-    return 0
-
-
-def _board_entries(leaderboard_dir: Path, name: str) -> list:
-    from spuriverse.leaderboard.board import read_board
-
-    return read_board(leaderboard_dir / name).entries
-
-
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="paired comparison of two runs on their shared items",
                        description="McNemar test on per-item correctness and the accuracy difference (A - B) "
@@ -270,56 +192,6 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     return 0
 
 
-def _add_synth(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "synth", help="counterfactual images for the accepted candidates of a builder folder",
-        description="For each accepted candidate of DIR: N images with the spurious cue (from its `positive` "
-        "description) and N without (`negative`), as DIR/images/<candidate>/{spurious,counter}/<k>.png with a "
-        "provenance JSON beside each. Re-running skips existing images; nothing is deleted; writes are atomic.",
-    )
-    p.add_argument("build_dir", type=Path)
-    p.add_argument("--backend", required=True, choices=["text2img", "inpaint", "instruct", "openai", "stability"],
-                   help="text2img/inpaint/instruct: a diffusers pipeline; openai/stability: an image API")
-    p.add_argument("--model", required=True, help="pipeline id or local folder; API model name (e.g. gpt-image-1)")
-    p.add_argument("--revision", help="pipeline revision (hub)")
-    p.add_argument("--n", type=int, default=4, help="images per variant (default 4)")
-    p.add_argument("--width", type=int, default=512)
-    p.add_argument("--height", type=int, default=512)
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--guidance", type=float, default=7.5)
-    p.add_argument("--strength", type=float, help="editing strength (inpaint)")
-    p.add_argument("--negative-prompt")
-    p.add_argument("--seed", type=int, default=0, help="global seed; each image's seed derives from it")
-    p.add_argument("--candidates", help="comma-separated candidate ids (default: every accepted candidate)")
-    p.add_argument("--batch-size", type=int, help="prompts per pipeline call / requests in flight")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ...")
-    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"])
-    p.add_argument("--cpu-offload", action="store_true", help="diffusers model CPU offload (GPU)")
-    p.add_argument("--mode", choices=["generate", "edit", "inpaint"], help="API backends: generate or edit the anchor")
-    p.add_argument("--base-url", help="API backends: endpoint (any OpenAI-compatible / Stability base URL)")
-    p.add_argument("--api-key", help="API key (default: OPENAI_API_KEY / STABILITY_API_KEY); never written")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_synth)
-
-
-def _cmd_synth(a: argparse.Namespace) -> int:
-    from spuriverse.synth.runner import SynthOptions, build_backend, synthesize
-
-    backend = build_backend(a.backend, a.model, revision=a.revision, batch_size=a.batch_size, device=a.device,
-                            dtype=a.dtype, cpu_offload=a.cpu_offload or None, mode=a.mode, base_url=a.base_url,
-                            api_key=a.api_key)
-    try:
-        summary = synthesize(a.build_dir, backend, SynthOptions(
-            n=a.n, width=a.width, height=a.height, steps=a.steps, guidance=a.guidance, strength=a.strength,
-            negative_prompt=a.negative_prompt, seed=a.seed, progress=not a.no_progress,
-        ), candidates=a.candidates.split(",") if a.candidates else None)
-    finally:
-        backend.close()
-    print(f"made {summary.made}, skipped {summary.skipped} existing, refused {summary.refused}, failed "
-          f"{summary.failed} in {summary.seconds:.1f} s -> {a.build_dir / 'images'}")
-    return 0 if summary.failed == 0 else 1
-
-
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the offline demo (what `make eval` runs with no MODEL)",
                        description="Evaluate random, frequent and a tiny random-weight LLaVA on the bundled "
@@ -336,64 +208,10 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="spuriverse",
-        description="Benchmark vision-language models for spurious correlations.",
-    )
-    parser.add_argument("--version", action="version", version=f"spuriverse {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_eval, _add_score, _add_models, _add_schema, _add_leaderboard, _add_submit, _add_compare,
-                _add_synth, _add_demo):
-        add(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
-    from spuriverse.data.layouts import BenchmarkError
-    from spuriverse.eval.runner import RunConfigMismatch
-    from spuriverse.build.jsonl import BuildFileError
-    from spuriverse.eval.samples import SamplesFileError
-    from spuriverse.synth.runner import SynthInputError
-    from spuriverse.leaderboard.store import UnsafeName
-    from spuriverse.leaderboard.verify import SubmissionRejected
-    from spuriverse.models.base import ModelLoadError
-    from spuriverse.models.registry import ModelSpecError
-
-    try:
-        code = args.func(args)
-    except SubmissionRejected as exc:
-        print(f"spuriverse {args.command}: rejected: {exc}", file=sys.stderr)
-        code = 3
-    except (BenchmarkError, ModelSpecError, ModelLoadError, RunConfigMismatch, SamplesFileError, UnsafeName,
-            BuildFileError, SynthInputError, FileNotFoundError, ValueError) as exc:
-        if os.environ.get("SPURIVERSE_DEBUG"):
-            raise
-        print(f"spuriverse {args.command}: error: {exc}", file=sys.stderr)
-        code = 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished samples are saved; re-run the same command to resume", file=sys.stderr)
-        code = 130
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        _shutdown_distributed(code)
-    return code
-
-
-def _shutdown_distributed(code: int) -> None:
-    """Tear down the process group and exit hard: a CPU launch that imported transformers can
-    otherwise abort at interpreter exit after finishing (see offline-models.md)."""
-    try:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def register(sub: argparse._SubParsersAction) -> None:
+    _add_eval(sub)
+    _add_score(sub)
+    _add_models(sub)
+    _add_schema(sub)
+    _add_compare(sub)
+    _add_demo(sub)

@@ -1,0 +1,74 @@
+"""`spuriverse` command line: parses arguments, calls the stage functions, prints. No logic here.
+One module per stage registers its commands (eval_cmds, leaderboard_cmds, build_cmds)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from spuriverse import __version__
+from spuriverse.cli import build_cmds, eval_cmds, leaderboard_cmds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spuriverse",
+        description="Benchmark vision-language models for spurious correlations.",
+    )
+    parser.add_argument("--version", action="version", version=f"spuriverse {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for stage in (eval_cmds, leaderboard_cmds, build_cmds):
+        stage.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    from spuriverse.data.layouts import BenchmarkError
+    from spuriverse.eval.runner import RunConfigMismatch
+    from spuriverse.build.jsonl import BuildFileError
+    from spuriverse.eval.samples import SamplesFileError
+    from spuriverse.synth.runner import SynthInputError
+    from spuriverse.leaderboard.store import UnsafeName
+    from spuriverse.leaderboard.verify import SubmissionRejected
+    from spuriverse.models.base import ModelLoadError
+    from spuriverse.models.registry import ModelSpecError
+
+    try:
+        code = args.func(args)
+    except SubmissionRejected as exc:
+        print(f"spuriverse {args.command}: rejected: {exc}", file=sys.stderr)
+        code = 3
+    except (BenchmarkError, ModelSpecError, ModelLoadError, RunConfigMismatch, SamplesFileError, UnsafeName,
+            BuildFileError, SynthInputError, FileNotFoundError, ValueError) as exc:
+        if os.environ.get("SPURIVERSE_DEBUG"):
+            raise
+        print(f"spuriverse {args.command}: error: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished samples are saved; re-run the same command to resume", file=sys.stderr)
+        code = 130
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _shutdown_distributed(code)
+    return code
+
+
+def _shutdown_distributed(code: int) -> None:
+    """Tear down the process group and exit hard: a CPU launch that imported transformers can
+    otherwise abort at interpreter exit after finishing (see offline-models.md)."""
+    try:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
