@@ -31,13 +31,15 @@ import hashlib
 import io
 import json
 import random
-import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+try:
+    from helpers.loopback import LoopbackHTTPServer, LoopbackServer
+except ImportError:  # run as a script: python tests/helpers/<this file>
+    from loopback import LoopbackHTTPServer, LoopbackServer
 
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -119,7 +121,7 @@ def _size(text: str | None, default: tuple[int, int]) -> tuple[int, int]:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
-    server: _Server
+    server: LoopbackHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
         pass
@@ -267,19 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, encode(img, fmt), ctype=f"image/{fmt}", headers={"finish-reason": reason, "seed": str(seed)})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-    allow_reuse_address = True
-    owner: FakeImagesServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if not isinstance(exc, (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)
-
-
-class FakeImagesServer:
+class FakeImagesServer(LoopbackServer):
     """Context manager running the fake on a daemon thread.
 
     `requests[i]`: {"path", "fields" (form fields or JSON body), "files" (name -> filename, content
@@ -305,15 +295,9 @@ class FakeImagesServer:
         self.latency, self.faults, self.require_key = latency, faults, require_key
         self.openai_url = openai_url  # answer `url` results even when base64 was asked for
         self.stability_refusal, self.hang_s, self.retry_after_ms = stability_refusal, hang_s, retry_after_ms
-        self.requests: list[dict[str, Any]] = []
         self.uploads: list[dict[str, bytes]] = []
-        self.n_requests = self.in_flight = self.max_in_flight = 0
-        self.status_counts: Counter[int] = Counter()
         self._files: dict[str, bytes] = {}
-        self._lock = threading.Lock()
-        self._httpd = _Server((host, port), _Handler)
-        self._httpd.owner = self
-        self._thread: threading.Thread | None = None
+        super().__init__(_Handler, host, port)
 
     @property
     def root_url(self) -> str:
@@ -332,37 +316,7 @@ class FakeImagesServer:
         with self._lock:
             return [r["path"] for r in self.requests]
 
-    def _enter(self, record: dict[str, Any], uploads: dict[str, bytes]) -> int:
+    def _enter(self, record: dict[str, Any], uploads: dict[str, bytes]) -> int:  # type: ignore[override]
         with self._lock:
-            idx = self.n_requests
-            self.n_requests += 1
-            self.requests.append(record)
             self.uploads.append(uploads)
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            return idx
-
-    def _leave(self) -> None:
-        with self._lock:
-            self.in_flight -= 1
-
-    def _count(self, status: int) -> None:
-        with self._lock:
-            self.status_counts[status] += 1
-
-    def start(self) -> FakeImagesServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeImagesServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+            return self._enter_locked(record)

@@ -29,13 +29,15 @@ import argparse
 import hashlib
 import json
 import re
-import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+try:
+    from helpers.loopback import LoopbackHTTPServer, LoopbackServer
+except ImportError:  # run as a script: python tests/helpers/<this file>
+    from loopback import LoopbackHTTPServer, LoopbackServer
 
 Fault = str | None
 FaultFn = Callable[[int, dict[str, Any]], Fault]
@@ -123,7 +125,7 @@ def build_completion(body: dict[str, Any], text: str, with_logprobs: bool, idx: 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the client reuses connections
     disable_nagle_algorithm = True  # else headers + body in two writes stall on delayed ACKs (~40 ms)
-    server: _Server
+    server: LoopbackHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
         pass
@@ -203,19 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
             owner._leave()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-    allow_reuse_address = True
-    owner: FakeOpenAIServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if not isinstance(exc, (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)
-
-
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackServer):
     """Context manager running the fake server on a daemon thread.
 
     Counters: `n_requests`, `in_flight`, `max_in_flight`, `status_counts` (HTTP status -> count);
@@ -239,52 +229,14 @@ class FakeOpenAIServer:
         self.latency, self.faults, self.logprobs = latency, faults, logprobs
         self.answer_fn: AnswerFn = answer_fn or default_answer
         self.require_key, self.hang_s, self.retry_after_ms = require_key, hang_s, retry_after_ms
-        self.requests: list[dict[str, Any]] = []
-        self.n_requests = self.in_flight = self.max_in_flight = 0
-        self.status_counts: Counter[int] = Counter()
-        self._lock = threading.Lock()
-        self._httpd = _Server((host, port), _Handler)
-        self._httpd.owner = self
-        self._thread: threading.Thread | None = None
+        super().__init__(_Handler, host, port)
 
     @property
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def _enter(self, body: dict[str, Any]) -> int:
-        with self._lock:
-            idx = self.n_requests
-            self.n_requests += 1
-            self.requests.append(body)
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            return idx
 
-    def _leave(self) -> None:
-        with self._lock:
-            self.in_flight -= 1
-
-    def _count(self, status: int) -> None:
-        with self._lock:
-            self.status_counts[status] += 1
-
-    def start(self) -> FakeOpenAIServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
