@@ -12,7 +12,7 @@ import pytest
 from spuriverse.cli import build_parser, main
 from spuriverse.schema import json_schemas
 
-COMMANDS = ["eval", "score", "models", "schema", "leaderboard", "submit", "compare", "synth", "demo"]
+COMMANDS = ["eval", "score", "models", "schema", "leaderboard", "submit", "compare", "synth", "build", "demo"]
 REQUIRED_ALIASES = ["llava-1.5", "llava-1.6", "qwen2.5-vl-7b", "idefics3-8b", "smolvlm", "paligemma2-3b",
                     "llama-3.2-11b-vision", "gpt-4o", "gpt-4o-mini", "random", "frequent"]
 
@@ -109,3 +109,18 @@ def test_compare_two_runs(small_benchmark, tmp_path, capsys):
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b" / "results.json"), "--bootstrap", "200"]) == 0
     out = capsys.readouterr().out
     assert "shared items 24" in out and "McNemar p =" in out and "A-B" in out
+
+
+def test_build_mine_and_judge_from_a_predictions_table(tmp_path, capsys):
+    table = tmp_path / "meta.csv"
+    table.write_text(
+        "index,question,answer,A,B,C,D,category,prediction,parsed,spuriousAttr,isSpurious,isError\n"
+        "1,How many?,A,One,Two,Three,Four,Counting,(B) Two,B,Yes it is the cue,True,True\n"
+        "2,What colour?,C,Red,Blue,Green,Black,Attr,(C) Green,C,,False,False\n"
+        "3,Which sport?,D,Golf,Polo,Ski,Tennis,Scene,A man with a racket,A,No,False,True\n"
+    )
+    assert main(["build", "mine", "--predictions", str(table), "--preset", "seedbench", "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "3 rows, 2 errors" in out and "1 letters differ" in out  # "A man ..." is no answer A for us
+    assert main(["build", "judge", str(tmp_path / "b"), "--verdicts", str(table), "--preset", "seedbench"]) == 0
+    assert "judged 2 errors, 1 spurious" in capsys.readouterr().out
