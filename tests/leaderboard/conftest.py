@@ -18,8 +18,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import shutil
 import sys
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,12 @@ from pathlib import Path
 import pytest
 
 from spuriverse.eval.metrics import score_samples
-from spuriverse.schema import Sample
+from spuriverse.leaderboard.board import submit
+from spuriverse.leaderboard.verify import SubmissionRejected
+from spuriverse.schema import Sample, letters_for
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
 
 sys.modules.setdefault("leaderboard_helpers", sys.modules[__name__])
 
@@ -193,3 +200,64 @@ def frequent_run(tmp_path_factory, small_benchmark) -> Path:
     run_eval(EvalOptions(model="frequent", dataset=str(small_benchmark), output_dir=out, progress=False,
                          report=False, n_bootstrap=200))
     return mutate_run(out, out.parent / "aliased", lambda r, s: r["model"].update(alias="frequent-copy"))
+
+
+# --------------------------------------------------------------------------------------------
+# assertions
+
+
+def assert_rejected(world, run: Path, *needles: str, exc: type[Exception] = SubmissionRejected,
+                    **kw) -> str:
+    """submit() raises `exc` whose message contains every needle, and nothing on disk changed
+    (the whole world: both boards, the run folders)."""
+    before = snapshot(world.root)
+    with pytest.raises(exc) as info:
+        submit(run, world.leaderboards, **kw)
+    msg = str(info.value)
+    for needle in needles:
+        assert needle in msg, f"message {msg!r} does not name {needle!r}"
+    after = snapshot(world.root)
+    assert after == before, f"a rejected submission changed the disk: {diff_snapshots(before, after)}"
+    return msg
+
+
+def bad_chars(text: str) -> list[str]:
+    return [f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in BAD_CATEGORIES]
+
+
+# --------------------------------------------------------------------------------------------
+# small mutation helpers (all take the results dict and the list of sample dicts)
+
+
+def first(samples: list[dict], pred: Callable[[dict], bool]) -> dict:
+    s = next((s for s in samples if pred(s)), None)
+    assert s is not None, "the fixture run has no sample of the kind this case needs"
+    return s
+
+
+def other_letter(s: dict, not_: str | None = None) -> str:
+    return next(c for c in letters_for(s["n_options"]) if c != (not_ or s["prediction"]))
+
+
+def fail_sample(s: dict) -> None:
+    """Make a sample a failed API call, consistently with the Sample schema."""
+    s.update(prediction=None, correct=False, parse_status=None, error="x", error_type="api", raw=None,
+             logprobs=None)
+
+
+def raw_results(run: Path, edit: Callable[[str], str | bytes]) -> None:
+    """Rewrite results.json's text/bytes directly (for what json.dumps cannot produce)."""
+    path = run / "results.json"
+    out = edit(path.read_text("utf-8"))
+    path.write_bytes(out if isinstance(out, bytes) else out.encode("utf-8"))
+
+
+def raw_samples(run: Path, line_index: int, new_line: bytes) -> None:
+    """Replace one line of samples.jsonl by raw bytes, then fix the hash so the line is read."""
+    path = run / "samples.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    lines[line_index] = new_line
+    path.write_bytes(b"\n".join(lines))
+    results = json.loads((run / "results.json").read_text("utf-8"))
+    results["samples_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    write_results(run, results)
