@@ -1,4 +1,4 @@
-"""Builder commands: build mine / build judge, synth."""
+"""Builder commands: build mine / judge / review, synth."""
 
 from __future__ import annotations
 
@@ -83,6 +83,16 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     judge.add_argument("--source", help="source name used when mining (default: the preset name)")
     judge.add_argument("--judge", default="reference:gpt-4o", help="judge name recorded with each verdict")
     judge.set_defaults(func=_cmd_judge)
+    review = bsub.add_parser(
+        "review", help="review judged candidates (scripted: --auto-accept)",
+        description="Decide which judged candidates enter the benchmark; decisions are appended to "
+        "DIR/reviews.jsonl (the last one per candidate wins). --auto-accept accepts every judged-spurious "
+        "candidate that has both scene descriptions and no decision yet. (The interactive review page is not "
+        "available yet.)")
+    review.add_argument("build_dir", type=Path)
+    review.add_argument("--auto-accept", action="store_true", required=True,
+                        help="accept without a person (scripted runs); required until the review page exists")
+    review.set_defaults(func=_cmd_review)
 
 
 def _cmd_mine(a: argparse.Namespace) -> int:
@@ -105,6 +115,15 @@ def _cmd_judge(a: argparse.Namespace) -> int:
     r = ingest_verdicts(a.verdicts, a.preset, a.build_dir, judge=a.judge, source_name=a.source)
     print(f"judged {r['judged']} errors, {r['spurious']} spurious; appended {r['appended']} "
           f"-> {a.build_dir / 'judgments.jsonl'}")
+    return 0
+
+
+def _cmd_review(a: argparse.Namespace) -> int:
+    from spuriverse.build.review import auto_accept
+
+    c = auto_accept(a.build_dir)
+    print(f"accepted {c['accepted']}; already reviewed {c['already_reviewed']}; not spurious {c['not_spurious']}; "
+          f"spurious but without scene descriptions {c['no_descriptions']} -> {a.build_dir / 'reviews.jsonl'}")
     return 0
 
 
