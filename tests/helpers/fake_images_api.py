@@ -33,13 +33,12 @@ import json
 import random
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 try:
-    from helpers.loopback import LoopbackHTTPServer, LoopbackServer
+    from helpers.loopback import LoopbackHandler, LoopbackServer
 except ImportError:  # run as a script: python tests/helpers/<this file>
-    from loopback import LoopbackHTTPServer, LoopbackServer
+    from loopback import LoopbackHandler, LoopbackServer
 
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -118,22 +117,9 @@ def _size(text: str | None, default: tuple[int, int]) -> tuple[int, int]:
         return default
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: LoopbackHTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
-        pass
-
+class _Handler(LoopbackHandler):
     def _send(self, status: int, payload: bytes, ctype: str = "application/json", headers: dict | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(payload)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(payload)
+        super()._send(status, payload, ctype, headers)
         self.server.owner._count(status)
 
     def _json(self, status: int, obj: Any, headers: dict | None = None) -> None:

@@ -31,13 +31,12 @@ import json
 import re
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 try:
-    from helpers.loopback import LoopbackHTTPServer, LoopbackServer
+    from helpers.loopback import LoopbackHandler, LoopbackServer
 except ImportError:  # run as a script: python tests/helpers/<this file>
-    from loopback import LoopbackHTTPServer, LoopbackServer
+    from loopback import LoopbackHandler, LoopbackServer
 
 Fault = str | None
 FaultFn = Callable[[int, dict[str, Any]], Fault]
@@ -122,24 +121,7 @@ def build_completion(body: dict[str, Any], text: str, with_logprobs: bool, idx: 
     }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: the client reuses connections
-    disable_nagle_algorithm = True  # else headers + body in two writes stall on delayed ACKs (~40 ms)
-    server: LoopbackHTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
-        pass
-
-    def _send(self, status: int, payload: bytes, ctype: str = "application/json", headers: dict | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(payload)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self._headers_buffer.append(b"\r\n")  # end_headers() without its separate flush
-        self.wfile.write(b"".join(self._headers_buffer) + payload)  # one write per response
-        self._headers_buffer = []
-
+class _Handler(LoopbackHandler):
     def _error(self, status: int, message: str, param: str | None = None, headers: dict | None = None) -> None:
         err = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}}
         self._send(status, json.dumps(err).encode(), headers=headers)

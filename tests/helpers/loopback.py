@@ -10,6 +10,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class LoopbackHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the client reuses connections
+    disable_nagle_algorithm = True  # else headers + body in two writes stall on delayed ACKs (~40 ms)
+    server: LoopbackHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
+        pass
+
+    def _send(self, status: int, payload: bytes, ctype: str = "application/json", headers: dict | None = None) -> None:
+        """Headers and body in one write (one write per response)."""
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(payload)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self._headers_buffer.append(b"\r\n")  # end_headers() without its separate flush
+        self.wfile.write(b"".join(self._headers_buffer) + payload)
+        self._headers_buffer = []
+
+
 class LoopbackHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default 5 stalls >= 8 concurrent clients for ~1 s
