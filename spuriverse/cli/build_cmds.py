@@ -1,4 +1,4 @@
-"""Builder commands: build mine / judge / review, synth."""
+"""Builder commands: `spuriverse build <stage>` (one module per stage) and `spuriverse synth`."""
 
 from __future__ import annotations
 
@@ -57,74 +57,14 @@ def _cmd_synth(a: argparse.Namespace) -> int:
 
 
 def _add_build(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("build", help="build a benchmark: mine errors, ingest verdicts",
-                       description="Builder stages over one builder folder (see README).")
+    from spuriverse.cli import build_judge, build_mine, build_publish, build_review, build_verify
+
+    p = sub.add_parser("build", help="build a benchmark: mine, judge, review, verify, publish",
+                       description="Builder stages over one builder folder (see README, 'Building a benchmark'). "
+                       "Synthesis between review and verify is `spuriverse synth`.")
     bsub = p.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    mine = bsub.add_parser(
-        "mine", help="errors of a model's precomputed predictions -> DIR/errors.jsonl",
-        description="Stream a predictions table (e.g. the reference's meta CSVs), re-parse every answer with "
-        "spuriverse's parser, and append one error record per wrong answer to OUT/errors.jsonl (resumable), "
-        "with OUT/mine_summary.json (counts, and agreement with the table's own `parsed` column).")
-    mine.add_argument("--predictions", type=Path, required=True, help="CSV with question, options, answer, prediction")
-    mine.add_argument("--preset", required=True, choices=["aokvqa", "seedbench", "naturalbench", "generic"],
-                      help="column mapping of the table")
-    mine.add_argument("--source", help="source name in candidate ids (default: the preset name)")
-    mine.add_argument("--out", type=Path, required=True, help="builder folder")
-    mine.add_argument("--use-reference-parsed", action="store_true",
-                      help="take the table's `parsed` letters instead of re-parsing (to reproduce the reference)")
-    mine.set_defaults(func=_cmd_mine)
-    judge = bsub.add_parser(
-        "judge", help="ingest existing verdicts -> DIR/judgments.jsonl",
-        description="Ingest precomputed spurious-correlation verdicts (e.g. the meta CSVs' spuriousAttr column) "
-        "for the errors in DIR/errors.jsonl; resumable.")
-    judge.add_argument("build_dir", type=Path)
-    judge.add_argument("--verdicts", type=Path, required=True)
-    judge.add_argument("--preset", required=True, choices=["aokvqa", "seedbench", "naturalbench", "generic"])
-    judge.add_argument("--source", help="source name used when mining (default: the preset name)")
-    judge.add_argument("--judge", default="reference:gpt-4o", help="judge name recorded with each verdict")
-    judge.set_defaults(func=_cmd_judge)
-    review = bsub.add_parser(
-        "review", help="review judged candidates (scripted: --auto-accept)",
-        description="Decide which judged candidates enter the benchmark; decisions are appended to "
-        "DIR/reviews.jsonl (the last one per candidate wins). --auto-accept accepts every judged-spurious "
-        "candidate that has both scene descriptions and no decision yet. (The interactive review page is not "
-        "available yet.)")
-    review.add_argument("build_dir", type=Path)
-    review.add_argument("--auto-accept", action="store_true", required=True,
-                        help="accept without a person (scripted runs); required until the review page exists")
-    review.set_defaults(func=_cmd_review)
-
-
-def _cmd_mine(a: argparse.Namespace) -> int:
-    from spuriverse.build.mine import mine_predictions
-
-    s = mine_predictions(a.predictions, a.preset, a.out, source_name=a.source,
-                         use_reference_parsed=a.use_reference_parsed)
-    ag = s.agreement
-    print(f"{s.rows} rows, {s.errors} errors ({s.unparsed} unparsed answers); appended {s.appended}, "
-          f"already present {s.already_present} -> {a.out / 'errors.jsonl'}")
-    print(f"vs the table's `parsed` column: {ag.letter_disagreements} letters differ; errors ours "
-          f"{ag.errors_ours} / reference {ag.errors_reference} (only ours {ag.errors_only_ours}, only reference "
-          f"{ag.errors_only_reference})")
-    return 0
-
-
-def _cmd_judge(a: argparse.Namespace) -> int:
-    from spuriverse.build.verdicts import ingest_verdicts
-
-    r = ingest_verdicts(a.verdicts, a.preset, a.build_dir, judge=a.judge, source_name=a.source)
-    print(f"judged {r['judged']} errors, {r['spurious']} spurious; appended {r['appended']} "
-          f"-> {a.build_dir / 'judgments.jsonl'}")
-    return 0
-
-
-def _cmd_review(a: argparse.Namespace) -> int:
-    from spuriverse.build.review import auto_accept
-
-    c = auto_accept(a.build_dir)
-    print(f"accepted {c['accepted']}; already reviewed {c['already_reviewed']}; not spurious {c['not_spurious']}; "
-          f"spurious but without scene descriptions {c['no_descriptions']} -> {a.build_dir / 'reviews.jsonl'}")
-    return 0
+    for stage in (build_mine, build_judge, build_review, build_verify, build_publish):
+        stage.register(bsub)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -13,7 +13,16 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from spuriverse.schema.build import *  # noqa: F403
-from spuriverse.schema.build import Candidate, ErrorRecord, Judgment, ReviewDecision, SynthProvenance
+from spuriverse.schema.build import (
+    Candidate,
+    ErrorRecord,
+    JudgeOutput,
+    Judgment,
+    ReviewDecision,
+    SourceSpec,
+    SynthProvenance,
+    Verification,
+)
 from spuriverse.schema.core import *  # noqa: F403
 from spuriverse.schema.core import Item, RunConfig, RunManifest, RunResult, Sample
 from spuriverse.schema.leaderboard import *  # noqa: F403
@@ -32,6 +41,9 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "review_decision": ReviewDecision,
     "candidate": Candidate,
     "synth_provenance": SynthProvenance,
+    "source_spec": SourceSpec,
+    "judge_output": JudgeOutput,
+    "verification": Verification,
 }
 
 
