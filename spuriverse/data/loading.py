@@ -1,5 +1,10 @@
-"""`load_benchmark`: any source (hub id, local dataset folder, parquet/json files) through
+"""`load_benchmark`: any source (hub id, local dataset folder, parquet/json/csv files) through
 `datasets.load_dataset`, validated row by row, fingerprinted, and iterated item by item.
+
+With a `ColumnMapping` (a *source* VQA benchmark for `build mine --source`), every row goes through
+`spuriverse.data.mapping.mapped_item` instead of the long/wide layout detection; CSV files are then
+read with every column as a string (question ids such as "007" keep their zeros) and blank cells
+as "".
 
 Memory stays flat in dataset size: the Arrow table is memory-mapped, rows are read in batches, and
 images are decoded one item at a time, only for items the caller wants.
@@ -23,8 +28,9 @@ from spuriverse.data.layouts import (
     wide_image_columns,
     wide_items,
 )
+from spuriverse.data.mapping import mapped_item
 from spuriverse.models.base import ImageDecodeError, ImageInput
-from spuriverse.schema import VARIANTS, BenchmarkInfo, Item
+from spuriverse.schema import VARIANTS, BenchmarkInfo, ColumnMapping, Item
 
 _FILE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 _BATCH = 256
@@ -67,8 +73,23 @@ def _pick_split(dsd: Any, split: str | None, source: str) -> Any:
     raise BenchmarkError(f"{source}: several splits ({', '.join(names)}); choose one with --split")
 
 
-def _load_dataset(source: str, config: str | None, revision: str | None) -> tuple[Any, Path | None]:
-    """Resolve `source` to a datasets call. Returns the DatasetDict and a base dir for image paths."""
+def _csv_string_kwargs(files: list[str]) -> dict[str, Any]:
+    """datasets' csv builder arguments that read every column of `files` as a string."""
+    import csv
+
+    from datasets import Features, Value
+
+    with open(files[0], newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f), [])
+    if not header:
+        raise BenchmarkError(f"{files[0]}: empty CSV file (no header)")
+    return {"features": Features({c: Value("string") for c in header}), "keep_default_na": False}
+
+
+def _load_dataset(source: str, config: str | None, revision: str | None,
+                  all_strings: bool = False) -> tuple[Any, Path | None]:
+    """Resolve `source` to a datasets call. Returns the DatasetDict and a base dir for image paths.
+    `all_strings`: CSV files are read with every column as a string, blanks as "" (mapped sources)."""
     import datasets
 
     # Local sources are streamed straight from their files: no Arrow cache copy, and no risk of
@@ -82,7 +103,8 @@ def _load_dataset(source: str, config: str | None, revision: str | None) -> tupl
         builder = _FILE_BUILDERS.get(Path(files[0]).suffix.lower())
         if builder is None:
             raise BenchmarkError(f"{source}: unsupported file type (use parquet, json/jsonl or csv)")
-        return datasets.load_dataset(builder, data_files=files, streaming=True), Path(files[0]).parent
+        kwargs = _csv_string_kwargs(files) if builder == "csv" and all_strings else {}
+        return datasets.load_dataset(builder, data_files=files, streaming=True, **kwargs), Path(files[0]).parent
     if source.startswith((".", "/", "~")) or source.endswith(tuple(_FILE_BUILDERS)):
         raise BenchmarkError(f"{source}: no such file or folder")
     try:
@@ -108,20 +130,37 @@ class Benchmark:
         revision: str | None = None,
         base_dir: Path | None = None,
         side_table: SideTable | None = None,
+        mapping: ColumnMapping | None = None,
+        source_name: str | None = None,
     ) -> None:
         import datasets
 
         self.source, self.config, self.split, self.revision = source, config, split, revision
         self.base_dir, self.side_table = base_dir, side_table
+        self.mapping, self.source_name = mapping, source_name
         cols = list(dataset.column_names or next(iter(dataset), {}).keys())
-        self._wide_cols = wide_image_columns(cols)
-        self.layout = "wide" if self._wide_cols else "long"
-        if self.layout == "wide" and "image" not in cols:
-            raise BenchmarkError(f"{source}: wide layout (spurious_group_* columns) without an 'image' column")
-        self.image_columns = [c for c in ["image", *self._wide_cols] if c in cols]
+        if mapping is not None:
+            # A source benchmark: every row is one control item, read through the column mapping.
+            if mapping.image not in cols:
+                raise BenchmarkError(f"{source}: no image column {mapping.image!r} (columns: {', '.join(cols)}); "
+                                     "set the mapping's `image`")
+            self._wide_cols = []
+            self.layout = "long"
+            self.image_columns = [mapping.image]
+            if mapping.image_root is not None:
+                self.base_dir = Path(mapping.image_root).expanduser()
+        else:
+            self._wide_cols = wide_image_columns(cols)
+            self.layout = "wide" if self._wide_cols else "long"
+            if self.layout == "wide" and "image" not in cols:
+                raise BenchmarkError(f"{source}: wide layout (spurious_group_* columns) without an 'image' column")
+            self.image_columns = [c for c in ["image", *self._wide_cols] if c in cols]
         for c in self.image_columns:
-            if dataset.features is not None and isinstance(dataset.features.get(c), datasets.Image):
+            feat = dataset.features.get(c) if dataset.features is not None else None
+            if isinstance(feat, datasets.Image):
                 dataset = dataset.cast_column(c, datasets.Image(decode=False))
+            elif isinstance(getattr(feat, "feature", None), datasets.Image):  # a list of images (frames)
+                dataset = dataset.cast_column(c, datasets.List(datasets.Image(decode=False)))
         self.dataset = dataset
         self._columns = cols
         self._present: list[list[str]] = []  # per wide row: the spurious_group_k columns holding an image
@@ -143,8 +182,11 @@ class Benchmark:
 
     def _row_items(self, with_images: bool = True) -> Iterator[tuple[Item, Any]]:
         """(item, raw image cell) in benchmark order (cell None when `with_images` is False)."""
+        mapping = self.mapping
         for row_no, row in self._rows(with_images):
-            if self.layout == "long":
+            if mapping is not None:
+                yield mapped_item(row_no, row, mapping, self.source_name or ""), row.get(mapping.image)
+            elif self.layout == "long":
                 yield long_item(row_no, row), row.get("image")
             else:
                 if with_images:
@@ -157,6 +199,8 @@ class Benchmark:
                     yield wi.item, row.get(wi.image_column)
 
     def _image_bytes(self, cell: Any) -> bytes | None:
+        if isinstance(cell, list):  # a list of images (e.g. SEED-Bench video frames): the first one
+            cell = cell[0] if cell else None
         if cell is None:
             return None
         if isinstance(cell, dict):
@@ -192,10 +236,10 @@ class Benchmark:
             if item.variant != "control":
                 scan.groups.add(item.group_id)
             data = self._image_bytes(cell) or b""
-            text = json.dumps(
-                [item.item_id, item.group_id, item.variant, item.question, item.options, item.answer],
-                ensure_ascii=False,
-            )
+            fields = [item.item_id, item.group_id, item.variant, item.question, item.options, item.answer]
+            if self.mapping is not None:  # a mapped source: what the mapping and name decide counts too
+                fields += [item.source_benchmark, item.source_id, item.category]
+            text = json.dumps(fields, ensure_ascii=False)
             digests.append(hashlib.sha256(text.encode() + b"\0" + hashlib.sha256(data).digest()).digest())
         if not digests:
             raise BenchmarkError(f"{self.source}: the benchmark has no items")
@@ -262,16 +306,26 @@ def load_benchmark(
     revision: str | None = None,
     split: str | None = None,
     side_tables: list[str] | None = None,
+    *,
+    mapping: ColumnMapping | None = None,
+    source_name: str | None = None,
 ) -> Benchmark:
     """Load a benchmark in the long or the wide layout.
 
     `source`: a hub id, a local dataset folder (with a card or plain data files), or parquet /
     json(l) / csv files (globs allowed). `side_tables`: for wide rows without question/options/
     answer, files such as the reference's meta CSVs ("aokvqa=aokvqa_train_meta.csv").
+
+    `mapping`: read a *source* VQA benchmark through this column mapping (`mapped_item`): one
+    control item per row, keyed by its question id, `source_benchmark` = `source_name`. Relative
+    image paths resolve under `mapping.image_root`, default the source's folder (local sources).
     """
-    dsd, base_dir = _load_dataset(source, config, revision)
+    if mapping is not None and side_tables:
+        raise BenchmarkError("side tables apply to the wide layout, not to a column-mapped source")
+    dsd, base_dir = _load_dataset(source, config, revision, all_strings=mapping is not None)
     ds = _pick_split(dsd, split, source) if hasattr(dsd, "keys") else dsd
     side = SideTable.from_files(side_tables) if side_tables else None
     return Benchmark(
-        ds, source=source, config=config, split=split, revision=revision, base_dir=base_dir, side_table=side
+        ds, source=source, config=config, split=split, revision=revision, base_dir=base_dir, side_table=side,
+        mapping=mapping, source_name=source_name,
     )

@@ -41,7 +41,7 @@ from spuriverse.eval.samples import (
 )
 from spuriverse.models.base import Generation, OptionScores, Request
 from spuriverse.models.registry import AUTO_SCORING, build_model, resolve_model
-from spuriverse.schema import GenerationInfo, Item, RunConfig, RunManifest, RunResult, Sample
+from spuriverse.schema import ColumnMapping, GenerationInfo, Item, RunConfig, RunManifest, RunResult, Sample
 
 DEFAULT_MAX_NEW_TOKENS = {"direct": 16, "cot": 768, "spurious_aware": 768}
 # A chunk handed to the model is also capped by image memory (decoded RGB pixels, or encoded bytes
@@ -63,6 +63,11 @@ class EvalOptions:
     revision: str | None = None
     model_revision: str | None = None
     side_tables: list[str] | None = None
+    # A source VQA benchmark read through a column mapping (`build mine --source`); the mapped
+    # items' source name and category enter the dataset fingerprint, so they are part of the run's
+    # configuration.
+    mapping: ColumnMapping | None = None
+    source_name: str | None = None
     strategy: str = "direct"
     scoring: str = "auto"
     batch_size: int | None = None
@@ -185,7 +190,8 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
     state = _dist_state()
     rank, world = (state.process_index, state.num_processes) if state else (0, 1)
 
-    bench = load_benchmark(opts.dataset, opts.config, opts.revision, opts.split, opts.side_tables)
+    bench = load_benchmark(opts.dataset, opts.config, opts.revision, opts.split, opts.side_tables,
+                           mapping=opts.mapping, source_name=opts.source_name)
     timings["load_benchmark_s"] = time.perf_counter() - t_start
     spec = resolve_model(opts.model, opts.model_revision)
     scoring = _choose_scoring(opts.scoring, opts.strategy, spec.backend)
