@@ -20,6 +20,7 @@ Faults: `faults(request_index, body)` returns None or one of
 "429" (with `retry-after-ms`), "500", "503", "timeout" (sleep `hang_s`, longer than the client's
 timeout, then answer), "garbage" (200, not JSON), "garbage_json" (200, JSON without choices),
 "empty_choices" (200, `choices: []`), "no_content" (200, message content null),
+"refusal" (200, content null and a `refusal` message, as structured outputs refuse),
 "400", "400_logprobs" (400 that names logprobs), "401", "404".
 """
 
@@ -182,6 +183,8 @@ class _Handler(LoopbackHandler):
                 out["choices"] = []
             elif fault == "no_content":
                 out["choices"][0]["message"]["content"] = None
+            elif fault == "refusal":
+                out["choices"][0]["message"].update(content=None, refusal="I'm sorry, I can't help with that.")
             self._send(200, json.dumps(out).encode())
         finally:
             owner._leave()
