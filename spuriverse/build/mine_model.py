@@ -5,8 +5,8 @@ Output, in the builder folder ``DIR``:
 
 - ``source.json`` -- the `SourceSpec` (dataset, column mapping, source name, model, fingerprint),
   written first; a folder recording another source or model is refused (`SourceMismatch`);
-- ``mine_run/`` -- an ordinary evaluation run folder (`run_eval`: ``run.json``, ``samples.jsonl``,
-  ``results.json``), resumable by the harness itself;
+- ``mine_run/`` -- an evaluation run folder (`run_eval`: ``run.json``, ``samples.jsonl``; no
+  ``results.json``: scoring would hold every sample in memory), resumable by the harness itself;
 - ``errors.jsonl`` -- one `ErrorRecord` per wrong sample, in source order;
 - ``anchors/<candidate_id>.<ext>`` -- the anchor image of every error (the source's encoded bytes),
   written atomically; ``ErrorRecord.image`` is this path relative to ``DIR``;
@@ -42,9 +42,10 @@ from spuriverse.atomic import atomic_write_bytes, atomic_write_text
 from spuriverse.build.jsonl import append_jsonl, read_jsonl
 from spuriverse.build.mine import ERRORS, SUMMARY, candidate_id
 from spuriverse.build.source import check_same_source, load_source, write_source_spec
+from spuriverse.eval.results import MANIFEST
 from spuriverse.eval.runner import EvalOptions, RunConfigMismatch, run_eval
 from spuriverse.eval.samples import SAMPLES
-from spuriverse.schema import ErrorRecord, Item, Sample, SourceSpec
+from spuriverse.schema import ErrorRecord, Item, RunManifest, Sample, SourceSpec
 
 __all__ = ["ANCHORS", "MINE_RUN", "ModelMineSummary", "mine_with_model"]
 
@@ -152,15 +153,14 @@ def mine_with_model(spec: SourceSpec, model: str, out_dir: str | Path, *, batch_
                        config=spec.config,
                        split=spec.split, revision=spec.revision, mapping=spec.mapping, source_name=spec.name,
                        batch_size=batch_size, limit=limit, n_bootstrap=0, progress=progress, report=False,
-                       backend_options={k: v for k, v in (backend_options or {}).items() if v is not None})
+                       score=False, backend_options={k: v for k, v in (backend_options or {}).items() if v is not None})
     try:
-        result = run_eval(opts)
+        run_eval(opts)  # samples only: scoring would hold every sample in memory
     except RunConfigMismatch as exc:
         raise RunConfigMismatch(f"{exc} (the source changed since {out} was mined? mine it into a new folder)") \
             from None
-    assert result is not None
     t_eval = time.perf_counter() - t0
-    fingerprint = result.benchmark.fingerprint
+    fingerprint = RunManifest.model_validate_json((run_dir / MANIFEST).read_text("utf-8")).benchmark.fingerprint
     if old is None or old.fingerprint != fingerprint:
         write_source_spec(out, spec.model_copy(update={"fingerprint": fingerprint}))
 

@@ -35,6 +35,7 @@ from spuriverse.eval.results import (
 from spuriverse.eval.samples import (
     SAMPLES,
     SampleWriter,
+    canonicalize_in_place,
     read_run_samples,
     sample_key,
     write_canonical,
@@ -80,6 +81,7 @@ class EvalOptions:
     model_note: str | None = None  # shown in the report (e.g. "random weights")
     progress: bool = True
     report: bool = True
+    score: bool = True  # False: samples only (canonical samples.jsonl, no results.json); returns None
     backend_options: dict[str, Any] = field(default_factory=dict)  # base_url, api_key, device, ...
 
 
@@ -291,6 +293,9 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
         state.wait_for_everyone()
         if not state.is_main_process:
             return None
+    if not opts.score:  # memory stays flat in benchmark size: no sample is held
+        canonicalize_in_place(run_dir)
+        return None
     samples = read_run_samples(run_dir, repair=True)
     write_canonical(run_dir, samples)
     timings["total_s"] = time.perf_counter() - t_start

@@ -135,3 +135,50 @@ def write_canonical(run_dir: Path, samples: Iterable[Sample]) -> Path:
     return target
 
 
+
+
+def canonicalize_in_place(run_dir: Path) -> Path:
+    """`write_canonical` without holding the samples in memory (for runs too large to score in
+    memory, e.g. mining a whole source benchmark): every line is validated once and only its order
+    key and byte range are kept; the lines are then copied in benchmark order. Same bytes as
+    `write_canonical(run_dir, read_run_samples(run_dir))`."""
+    files = [run_dir / SAMPLES, *shard_files(run_dir)]
+    seen: set[SampleKey] = set()
+    spans: list[tuple[tuple[int, int], int, int, int]] = []
+    for fi, path in enumerate(files):
+        if not path.exists():
+            continue
+        repair_tail(path)
+        with open(path, "rb") as f:
+            offset = 0
+            for line_no, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        s = Sample.model_validate_json(line)
+                    except ValidationError as exc:
+                        raise SamplesFileError(f"{path}:{line_no}: invalid sample ({exc.errors()[0]['msg']})") from None
+                    if sample_key(s) in seen:
+                        raise SamplesFileError(f"{path}: duplicate sample for item {s.item_id!r} rotation {s.rotation}")
+                    seen.add(sample_key(s))
+                    spans.append((_order_key(s), fi, offset, len(line.rstrip(b"\n"))))
+                offset += len(line)
+    spans.sort()
+    target, tmp = run_dir / SAMPLES, run_dir / (SAMPLES + ".tmp")
+    handles = [open(p, "rb") if p.exists() else None for p in files]
+    try:
+        with open(tmp, "wb") as out:
+            for _, fi, offset, length in spans:
+                f = handles[fi]
+                assert f is not None
+                f.seek(offset)
+                out.write(f.read(length) + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+    finally:
+        for f in handles:
+            if f is not None:
+                f.close()
+    os.replace(tmp, target)
+    for shard in shard_files(run_dir):
+        shard.unlink()
+    return target

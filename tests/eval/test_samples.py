@@ -7,6 +7,7 @@ import pytest
 from spuriverse.eval.samples import (
     SampleWriter,
     SamplesFileError,
+    canonicalize_in_place,
     read_run_samples,
     read_samples,
     repair_tail,
@@ -76,3 +77,26 @@ def test_canonical_rewrite_orders_by_index_and_rotation_and_merges_shards(tmp_pa
     got = [(s.index, s.rotation) for s in read_samples(tmp_path / "samples.jsonl")]
     assert got == [(0, 0), (1, 0), (2, 0), (2, 1)]
     assert not list(tmp_path.glob("samples.rank*.jsonl")) and not list(tmp_path.glob("*.tmp"))
+
+
+def test_in_place_canonical_rewrite_matches_the_in_memory_one(tmp_path):
+    """Mining canonicalizes without holding samples: same bytes as write_canonical, partial tail repaired,
+    duplicates still refused."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        with SampleWriter(d / "samples.jsonl") as w:
+            for s in (sample(3), sample(1)):
+                w.write(s)
+        with SampleWriter(d / "samples.rank1.jsonl") as w:
+            for s in (sample(2, rotation=1), sample(0), sample(2, rotation=0)):
+                w.write(s)
+        with open(d / "samples.jsonl", "a") as f:
+            f.write('{"index": 9, "item_')  # a killed writer's partial line
+    write_canonical(a, read_run_samples(a, repair=True))
+    canonicalize_in_place(b)
+    assert (a / "samples.jsonl").read_bytes() == (b / "samples.jsonl").read_bytes()
+    assert not list(b.glob("samples.rank*.jsonl")) and not list(b.glob("*.tmp"))
+    with SampleWriter(b / "samples.rank2.jsonl") as w:
+        w.write(sample(1))
+    with pytest.raises(SamplesFileError, match="duplicate sample for item 'i1'"):
+        canonicalize_in_place(b)
