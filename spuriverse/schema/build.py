@@ -3,9 +3,8 @@
 ```
 <build-dir>/
   errors.jsonl       mine:   ErrorRecord, one per wrong answer
-  judgments.jsonl    judge:  Judgment, one per error
   source.json        mine:   SourceSpec, the source benchmark and its column mapping
-  judgments.jsonl    judge:  Judgment, one per error
+  judgments.jsonl    judge:  Judgment, one per error and judge run (the last line per candidate wins)
   reviews.jsonl      review: ReviewDecision, append-only (last decision per candidate wins)
   images/<candidate>/{spurious,counter}/<k>.png + <k>.json (SynthProvenance)
   verification.jsonl verify: Verification, one per candidate (gap per model, kept?)
