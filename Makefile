@@ -84,6 +84,7 @@ bench:
 	$(PY) bench/api_throughput.py
 	$(PY) bench/leaderboard.py
 	$(PY) bench/synth_throughput.py
+	$(PY) bench/mine_memory.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
