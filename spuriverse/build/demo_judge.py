@@ -3,7 +3,7 @@
 THIS IS NOT A REAL JUDGE. It never looks at the image and understands nothing: every request gets
 the same kind of canned verdict, built deterministically from the request's text (``spurious`` is
 always true; the spurious attribute is "a cue suggesting <the wrong option>"; the scene descriptions
-are made from the question and the right/wrong options). It exists so that `make build-demo` and the
+are made from the right and wrong options). It exists so that `make build-demo` and the
 tests can run stage 2 (`spuriverse build judge --judge demo-judge --base-url URL`) offline, through
 the same HTTP client, structured-output request, validation and bookkeeping a real judge gets.
 
@@ -45,7 +45,6 @@ def _strip_letter(option: str) -> str:
 
 def demo_verdict(user_text: str) -> dict[str, Any]:
     """The canned, schema-valid verdict for one judge prompt (see the module docstring)."""
-    question = (_line(user_text, "Question:") or "the question").rstrip("?")
     right = _strip_letter(_line(user_text, "Correct answer:") or "the correct answer")
     wrong = _strip_letter(_line(user_text, "The model answered:") or "another answer")
     return {
@@ -53,8 +52,9 @@ def demo_verdict(user_text: str) -> dict[str, Any]:
         "rationale": f"Scripted demo judge (not a real judgment): the model chose {wrong!r} instead of {right!r}.",
         "core_attributes": [f"the evidence that the answer is {right}"],
         "spurious_attributes": [f"a cue suggesting {wrong}"],
-        "positive": f"a photo where the answer to '{question}' is {right}, with a cue suggesting {wrong}",
-        "negative": f"a photo where the answer to '{question}' is {right}, with no cue suggesting {wrong}",
+        # Short: CLIP reads at most 77 tokens (the demo's tiny tokenizer is nearly byte-level).
+        "positive": f"{right}, with {wrong} beside it",
+        "negative": f"{right}, plain background",
     }
 
 

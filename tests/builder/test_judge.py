@@ -140,7 +140,7 @@ def test_structured_request_with_image_and_verdicts(tmp_path):
     assert sorted(judged) == ["aokvqa-1000", "aokvqa-1001", "aokvqa-1002"]
     j = judged["aokvqa-1001"]
     assert j.spurious is True and j.judge == "judge-x" and j.prompt_hash == load_template().hash
-    assert j.spurious_attributes == ["a cue suggesting running"] and "What is happening 1" in j.positive
+    assert j.spurious_attributes == ["a cue suggesting running"] and j.positive == "waiting, with running beside it"
     assert j.attempts == 1 and j.error is None
     # tokens: per judgment from the response's usage, summed in the summary and judge_summary.json
     assert s.judged == 3 and s.failed == 0 and s.cached == 0 and s.spurious == 3 and s.requests == 3
