@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from spuriverse.build.candidates import ERRORS, JUDGMENTS, accepted_candidates, latest
 from spuriverse.build.jsonl import read_jsonl
 from spuriverse.build.publish_card import ConfigInfo, Selection, card_text, find_card
@@ -236,6 +238,19 @@ def _check_out(out: Path, overwrite: bool) -> None:
         raise PublishError(f"{out} exists and is not empty; choose another --out or pass --overwrite")
 
 
+def _sweep_stale(out: Path) -> None:
+    """Remove what a publish killed mid-way left beside `out` (under the publish lock, so never a live
+    run's): its temporary folder, or the previous folder it had moved aside (the new one is rebuilt
+    from the builder folder, byte for byte)."""
+    for pattern in (f".{out.name}.publish-*", f".{out.name}.old-*"):
+        for stale in out.parent.glob(pattern):
+            if stale.is_dir():
+                if pattern.endswith("old-*") and not out.exists():
+                    stale.rename(out)  # killed between the two renames: put the previous version back
+                else:
+                    shutil.rmtree(stale, ignore_errors=True)
+
+
 def _swap_into_place(tmp: Path, out: Path) -> None:
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
@@ -262,6 +277,19 @@ def publish(build_dir: str | Path, opts: PublishOptions) -> PublishSummary:
     sel.counts = {v: sel.counts.get(v, 0) for v in ("anchor", "spurious", "counter", "control")}
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out.parent / f".{out.name}.publish.lock")):
+        _sweep_stale(out)
+        _write(out, opts, long_rows, wide_rows, provenance, card, sel)
+    summary = PublishSummary(out, sel.counts, len(chosen), sel.controls, opts.unverified)
+    if opts.push:
+        push(out, opts.push, private=opts.private)
+        summary.pushed = opts.push
+    return summary
+
+
+def _write(out: Path, opts: PublishOptions, long_rows: list, wide_rows: list, provenance: list, card: Path,
+           sel: Selection) -> None:
+    """Everything into a temporary folder beside `out`, then renamed into place."""
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.publish-"))
     try:
         os.chmod(tmp, 0o755)
@@ -281,11 +309,6 @@ def publish(build_dir: str | Path, opts: PublishOptions) -> PublishSummary:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    summary = PublishSummary(out, sel.counts, len(chosen), sel.controls, opts.unverified)
-    if opts.push:
-        push(out, opts.push, private=opts.private)
-        summary.pushed = opts.push
-    return summary
 
 
 def push(folder: Path, repo_id: str, private: bool = False) -> None:

@@ -165,7 +165,7 @@ def test_refusals_are_clear_and_leave_no_trace(build, tmp_path):
     with pytest.raises(PublishError, match="0 of 1 kept"):
         publish(build, opts(tmp_path, "z"))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
-    assert not list(tmp_path.glob(".*publish*"))
+    assert not list(tmp_path.glob(".*publish-*"))  # no temporary folder (the lock file of ds stays)
     assert main(["build", "publish", str(build), "--out", str(tmp_path / "z"), "--name", "test-bench",
                  "--card", str(tmp_path / "card.md")]) == 2
 
@@ -192,3 +192,49 @@ def test_cli_publishes_real_synth_output(tmp_path, tiny_sd, capsys):
     readme = (out / "README.md").read_text()
     assert f"| text2img | {tiny_sd} | a man waiting at a curb with bags, photo |" in readme
     assert load_benchmark(str(out), config="wide").info().counts == {"anchor": 1, "spurious": 1}
+
+
+def test_killed_publish_then_rerun_gives_the_same_folder(build, tmp_path):
+    """SIGKILL `spuriverse build publish` at several moments; each re-run sweeps what the killed run left
+    beside the output and ends with the same bytes as an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def args(out: Path) -> list[str]:
+        return [sys.executable, "-m", "spuriverse", "build", "publish", str(build), "--out", str(out), "--name",
+                "test-bench", "--card", str(tmp_path / "card.md"), "--controls", "5", "--wide", "--overwrite"]
+
+    def snapshot(folder: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    ref = tmp_path / "ref" / "ds"
+    subprocess.run(args(ref), check=True, env=env, capture_output=True)
+    expected = snapshot(ref)
+    out = tmp_path / "killed" / "ds"
+    for delay in (0.5, 1.5, 2.5, 3.5):
+        proc = subprocess.Popen(args(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        subprocess.run(args(out), check=True, env=env, capture_output=True)
+        assert snapshot(out) == expected
+        leftovers = [p.name for p in out.parent.iterdir() if p.name not in ("ds", ".ds.publish.lock")]
+        assert leftovers == []
+
+
+def test_a_killed_swap_puts_the_previous_version_back(build, tmp_path):
+    """Killed between moving the old folder aside and renaming the new one in: the next run restores
+    the old one first (nothing lost), then replaces it as asked."""
+    out = tmp_path / "ds"
+    opts = PublishOptions(out=out, name="test-bench", card=tmp_path / "card.md", overwrite=True)
+    publish(build, opts)
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    out.rename(tmp_path / ".ds.old-12345")  # what a kill between the renames leaves
+    (tmp_path / ".ds.publish-abcd").mkdir()  # and a killed run's temporary folder
+    publish(build, opts)
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".ds")) == [".ds.publish.lock"]
