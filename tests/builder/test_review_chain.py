@@ -57,3 +57,25 @@ def test_mine_judge_review_synth_chain(tmp_path, tiny_sd, capsys):
     assert "made 8, skipped 0 existing, refused 0, failed 0" in capsys.readouterr().out
     provs = [SynthProvenance.model_validate_json(p.read_text()) for p in Path(build, "images").rglob("*.json")]
     assert len(provs) == 8 and {p.status for p in provs} == {"ok"}
+
+
+def test_auto_accept_killed_mid_write_then_rerun_gives_the_same_decisions(tmp_path):
+    """What SIGKILL can leave (the first decisions, then half a line) is repaired by the re-run, which
+    appends the rest in the same order: the same decisions as one run (only wall-clock timestamps differ)."""
+    from helpers.build_data import make_build_dir
+
+    def build(name: str) -> Path:
+        b = make_build_dir(tmp_path / name, n=3)
+        (b / "reviews.jsonl").unlink()  # judged, nobody decided yet
+        return b
+
+    def decisions(b: Path) -> list[dict]:
+        return [r.model_dump(exclude={"timestamp"}) for r in read_jsonl(b / "reviews.jsonl", ReviewDecision)]
+
+    whole, killed = build("whole"), build("killed")
+    assert auto_accept(whole)["accepted"] == 3
+    auto_accept(killed)
+    lines = (killed / "reviews.jsonl").read_bytes().splitlines(keepends=True)
+    (killed / "reviews.jsonl").write_bytes(lines[0] + lines[1][: len(lines[1]) // 2])
+    assert auto_accept(killed) == {"accepted": 2, "already_reviewed": 1, "not_spurious": 0, "no_descriptions": 0}
+    assert decisions(killed) == decisions(whole) and len(decisions(whole)) == 3
