@@ -58,6 +58,20 @@ def demo_verdict(user_text: str) -> dict[str, Any]:
     }
 
 
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """A plausible count: ~4 characters per text token, 85 tokens per image (OpenAI's low-detail price)."""
+    chars, images = 0, 0
+    for msg in body.get("messages") or []:
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        for part in content if isinstance(content, list) else []:
+            if isinstance(part, dict):
+                chars += len(part.get("text") or "")
+                images += part.get("type") == "image_url"
+    return chars // 4 + 85 * images + 1
+
+
 def _user_text(body: dict[str, Any]) -> str:
     for msg in reversed(body.get("messages") or []):
         if isinstance(msg, dict) and msg.get("role") == "user":
@@ -101,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
         if owner.latency:
             time.sleep(owner.latency)
         content = json.dumps(demo_verdict(_user_text(body)), sort_keys=True)
-        n_prompt = len(json.dumps(body.get("messages", []))) // 4
+        n_prompt = _prompt_tokens(body)
         n_completion = len(content) // 4 + 1
         self._send(200, {
             "id": f"chatcmpl-demo-judge-{idx}",
