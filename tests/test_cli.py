@@ -17,7 +17,12 @@ REQUIRED_ALIASES = ["llava-1.5", "llava-1.6", "qwen2.5-vl-7b", "idefics3-8b", "s
                     "llama-3.2-11b-vision", "gpt-4o", "gpt-4o-mini", "random", "frequent"]
 
 
-@pytest.mark.parametrize("argv", [["--help"]] + [[c, "--help"] for c in COMMANDS])
+BUILD_STAGES = ["mine", "judge", "review", "verify", "publish"]
+
+
+@pytest.mark.parametrize("argv", [["--help"]] + [[c, "--help"] for c in COMMANDS]
+                         + [["build", s, "--help"] for s in BUILD_STAGES] + [["leaderboard", "init", "--help"],
+                                                                            ["leaderboard", "render", "--help"]])
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
