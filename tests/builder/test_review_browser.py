@@ -5,37 +5,20 @@ playwright package is absent, a failure in CI (as tests/leaderboard/test_browser
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
-import pytest
-
+from helpers.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from helpers.build_data import anchor_png, make_build_dir
 from spuriverse.build.jsonl import append_jsonl, read_jsonl
 from spuriverse.build.review_app import BackgroundServer, create_app
 from spuriverse.schema import ErrorRecord, Judgment, ReviewDecision, SynthProvenance
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 EVIL_Q = "<script>window.__pwned=1</script>Is <b>this</b> evil?"
 EVIL_R = '<img src=x onerror="window.__pwned=2">rationale'
 EDITED = "a man at a curb, rain on the street, jars and skis"  # a, r, s, j, k typed into a field: no shortcut
 
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        raise RuntimeError(f"browser test cannot run in CI: {reason}")
-    pytest.skip(reason, allow_module_level=True)
-
-
-if not CHROMIUM.exists():
-    _missing("Debian's Chromium is not installed at /usr/bin/chromium (run `make browser`)")
-try:
-    from playwright import sync_api
-except ImportError:
-    _missing("the playwright package is not installed (pip install -e '.[dev]')")
+sync_api = require_browser()
 
 
 def make_dir(root: Path) -> Path:

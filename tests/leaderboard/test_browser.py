@@ -6,33 +6,16 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
-import pytest
-
+from helpers.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from spuriverse.leaderboard.render import COLUMNS, render_board
 from spuriverse.schema import Leaderboard, LeaderboardEntry, MetricValue, PairedTest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 EVIL = "<script>window.__pwned=1</script>Evil"
 N_GROUPS = 7
 ANCHORS = [0.61, 0.93, None, 0.47, 0.78, 0.55]  # distinct values, one missing (sorts last both ways)
 
-# CI installs both (`make install` runs `make browser`): there a missing browser is a failure, not a skip.
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        raise RuntimeError(f"browser test cannot run in CI: {reason}")
-    pytest.skip(reason, allow_module_level=True)
-
-
-if not CHROMIUM.exists():
-    _missing("Debian's Chromium is not installed at /usr/bin/chromium (run `make browser`)")
-try:
-    from playwright import sync_api
-except ImportError:
-    _missing("the playwright package is not installed (pip install -e '.[dev]')")
+sync_api = require_browser()
 
 
 def _metric(v: float | None) -> MetricValue:
