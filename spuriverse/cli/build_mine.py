@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from spuriverse.cli.backend_args import BACKEND_FLAGS, add_backend_args, backend_options
+
 PREDICTION_PRESETS = ["aokvqa", "seedbench", "naturalbench", "generic"]
 SOURCE_PRESETS = ["aokvqa", "seedbench", "generic"]  # spuriverse.build.source.SOURCE_PRESETS (kept import-free)
 
@@ -51,13 +53,7 @@ def register(bsub: argparse._SubParsersAction) -> None:
                    help="override fields of the preset's column mapping (repeatable)")
     g.add_argument("--limit", type=int, help="only the first N source items")
     g.add_argument("--batch-size", type=int, help="local models: batch size (default 8)")
-    g.add_argument("--model-revision", help="model revision (hub commit or tag)")
-    g.add_argument("--device", help="local models: cpu, cuda, cuda:1 ... (default: cuda if available)")
-    g.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="local models on GPU")
-    g.add_argument("--device-map", help="local models: e.g. auto (accelerate big-model placement)")
-    g.add_argument("--base-url", help="API models: OpenAI-compatible endpoint")
-    g.add_argument("--api-key", help="API models: key (default: $OPENAI_API_KEY); never written to disk")
-    g.add_argument("--concurrency", type=int, help="API models: requests in flight (default 32)")
+    add_backend_args(g)
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     p = mine.add_argument_group("--predictions mode")
     p.add_argument("--use-reference-parsed", action="store_true",
@@ -69,8 +65,7 @@ def _cmd_mine(a: argparse.Namespace) -> int:
     parser: argparse.ArgumentParser = a._parser
     if a.predictions is not None:
         used = [f"--{k.replace('_', '-')}" for k in ("source", "config", "split", "revision", "map", "limit",
-                                                        "batch_size", "model_revision", "device", "dtype",
-                                                        "device_map", "base_url", "api_key", "concurrency")
+                                                        "batch_size", *BACKEND_FLAGS)
                 if getattr(a, k) not in (None, False)]
         if used:
             hint = " (the source name in ids is --name)" if "--source" in used else ""
@@ -120,8 +115,7 @@ def _cmd_model(a: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
               "datasets/models load)", file=sys.stderr)
     from spuriverse.build.mine_model import mine_with_model
 
-    backend = {"device": a.device, "dtype": a.dtype, "device_map": a.device_map, "base_url": a.base_url,
-               "api_key": a.api_key, "concurrency": a.concurrency}
+    backend = backend_options(a)
     s = mine_with_model(spec, a.model, a.out, batch_size=a.batch_size, limit=a.limit, backend_options=backend,
                         model_revision=a.model_revision, progress=not a.no_progress)
     print(f"{s.items} items of {s.source}: {s.correct} right, {s.errors} wrong ({s.unparsed_errors} unparsed), "

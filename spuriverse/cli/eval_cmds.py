@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from spuriverse.cli.backend_args import add_backend_args, backend_options
+
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -38,13 +40,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, help="group-bootstrap iterations (default 1000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("model backends")
-    g.add_argument("--model-revision", help="model revision (hub commit or tag)")
-    g.add_argument("--device", help="local models: cpu, cuda, cuda:1 ... (default: cuda if available)")
-    g.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="local models on GPU")
-    g.add_argument("--device-map", help="local models: e.g. auto (accelerate big-model placement)")
-    g.add_argument("--base-url", help="API models: OpenAI-compatible endpoint")
-    g.add_argument("--api-key", help="API models: key (default: $OPENAI_API_KEY); never written to disk")
-    g.add_argument("--concurrency", type=int, help="API models: requests in flight (default 32)")
+    add_backend_args(g)
     p.set_defaults(func=_cmd_eval)
 
 
@@ -71,14 +67,13 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     from spuriverse.eval.runner import EvalOptions, run_eval
 
     out = a.output_dir or Path("runs") / a.model.replace("/", "_").replace(":", "_")
-    backend_options = {"device": a.device, "dtype": a.dtype, "device_map": a.device_map,
-                       "base_url": a.base_url, "api_key": a.api_key, "concurrency": a.concurrency}
+    backend_opts = backend_options(a)
     result = run_eval(EvalOptions(
         model=a.model, dataset=a.dataset, output_dir=out, config=a.config, split=a.split,
         revision=a.revision, model_revision=a.model_revision, side_tables=a.side_tables,
         strategy=a.strategy, scoring=a.scoring, batch_size=a.batch_size, limit=a.limit, seed=a.seed,
         circular=a.circular, blind=a.blind, max_new_tokens=a.max_new_tokens, n_bootstrap=a.bootstrap,
-        progress=not a.no_progress, backend_options=backend_options,
+        progress=not a.no_progress, backend_options=backend_opts,
     ))
     if result is not None:
         _print_summary(result, out)
