@@ -8,6 +8,7 @@ from pathlib import Path
 from spuriverse.build.jsonl import BuildFileError, read_jsonl
 from spuriverse.schema import Candidate, ErrorRecord, Judgment, ReviewDecision
 
+# The builder folder's stage files (one definition; the stages import these names).
 ERRORS, JUDGMENTS, REVIEWS = "errors.jsonl", "judgments.jsonl", "reviews.jsonl"
 
 

@@ -37,6 +37,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from spuriverse.atomic import atomic_write_text
+from spuriverse.build.candidates import ERRORS, JUDGMENTS
 from spuriverse.build.jsonl import append_jsonl, read_jsonl
 from spuriverse.build.judge_backends import JudgeRequest, JudgeResult, judge_schema
 from spuriverse.models.base import ImageDecodeError, ImageInput
@@ -50,7 +51,7 @@ else:  # pragma: no cover
 __all__ = ["ERRORS", "JUDGE_SUMMARY", "JUDGMENTS", "JudgeSummary", "JudgeTemplate", "canonicalize_judgments",
            "judge_errors", "load_template", "render_prompt"]
 
-ERRORS, JUDGMENTS, JUDGE_SUMMARY = "errors.jsonl", "judgments.jsonl", "judge_summary.json"
+JUDGE_SUMMARY = "judge_summary.json"
 
 
 @dataclass(frozen=True)

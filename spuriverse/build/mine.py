@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spuriverse.atomic import atomic_write_text
+from spuriverse.build.candidates import ERRORS
 from spuriverse.build.jsonl import append_jsonl, read_jsonl
 from spuriverse.eval.parsing import parse_answer
 from spuriverse.schema import MAX_OPTIONS, MIN_OPTIONS, ErrorRecord, letters_for
@@ -64,7 +65,7 @@ from spuriverse.schema import MAX_OPTIONS, MIN_OPTIONS, ErrorRecord, letters_for
 __all__ = ["ERRORS", "EMPTY_OPTION", "PRESETS", "SUMMARY", "Agreement", "MineSummary", "Preset",
            "candidate_id", "mine_predictions", "row_item"]
 
-ERRORS, SUMMARY = "errors.jsonl", "mine_summary.json"
+SUMMARY = "mine_summary.json"
 EMPTY_OPTION = "(empty)"
 _LETTERS = tuple("ABCDEF")
 

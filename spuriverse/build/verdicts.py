@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from spuriverse.build.candidates import JUDGMENTS
 from spuriverse.build.jsonl import append_jsonl, read_jsonl
 from spuriverse.build.mine import ERRORS, PRESETS, iter_rows, row_item
 from spuriverse.schema import ErrorRecord, Judgment
 
 __all__ = ["JUDGMENTS", "ingest_verdicts", "is_yes"]
 
-JUDGMENTS = "judgments.jsonl"
 
 
 def is_yes(text: str) -> bool:
