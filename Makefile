@@ -8,15 +8,15 @@ MODEL       ?=
 DATASET     ?= yanyiwei/SpuriVerse
 OUT         ?= runs/$(subst /,_,$(subst :,_,$(MODEL)))
 ARGS        ?=
-BUILD_DEMO  ?= runs/build-demo
+CURATE_DEMO  ?= runs/curate-demo
 
-.PHONY: install browser eval build-demo test bench clean help
+.PHONY: install browser eval curate-demo build-demo test bench clean help
 
 help:
 	@echo "make install   create $(VENV), install $(TORCH_SPEC) first, then spuriverse[dev]"
 	@echo "make eval      the offline demo (no GPU, no hub): spuriverse-mini, baselines, tiny LLaVA, leaderboard"
 	@echo "make eval MODEL=llava-1.5 [DATASET=...] [OUT=...] [ARGS='--limit 20']"
-	@echo "make build-demo  the whole builder offline: mine -> judge -> review -> synth -> verify -> publish -> eval"
+	@echo "make curate-demo  the whole curation chain offline: mine -> judge -> review -> synth -> verify -> publish -> eval"
 	@echo "make test      run the offline test suite"
 	@echo "make bench     run the benchmarks in bench/"
 
@@ -46,35 +46,38 @@ eval:
 	@if [ -z "$(MODEL)" ]; then $(BIN)/spuriverse demo; \
 	else $(BIN)/spuriverse eval --model "$(MODEL)" --dataset "$(DATASET)" --output-dir "$(OUT)" $(ARGS); fi
 
-# The whole builder chain, offline, with tiny RANDOM-weight models and a scripted judge server (loopback,
+# the whole curation chain, offline, with tiny RANDOM-weight models and a scripted judge server (loopback,
 # started here and stopped on exit): every stage is the real command a user runs; the outputs mean
-# nothing. Re-running resumes every stage. Outputs under $(BUILD_DEMO)/ (build/, dataset/, eval/).
-build-demo:
-	@set -e; D="$(BUILD_DEMO)"; S="$(BIN)/spuriverse"; \
+# nothing. Re-running resumes every stage. Outputs under $(CURATE_DEMO)/ (curation/, dataset/, eval/).
+curate-demo:
+	@set -e; D="$(CURATE_DEMO)"; S="$(BIN)/spuriverse"; \
 	export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false TRANSFORMERS_VERBOSITY=error; \
-	$(PY) -m spuriverse.build.demo_assets --out "$$D"; \
+	$(PY) -m spuriverse.curate.demo_assets --out "$$D"; \
 	rm -f "$$D/judge.url"; \
-	$(PY) -m spuriverse.build.demo_judge --port 0 --url-file "$$D/judge.url" & JUDGE=$$!; \
+	$(PY) -m spuriverse.curate.demo_judge --port 0 --url-file "$$D/judge.url" & JUDGE=$$!; \
 	trap 'kill $$JUDGE 2>/dev/null || true' EXIT; \
 	for i in $$(seq 200); do [ -s "$$D/judge.url" ] && break; sleep 0.05; done; \
 	echo "== 1. mine (tiny random-weight LLaVA over the demo source)"; \
-	$$S build mine --source "$$D/source/questions.jsonl" --name demo --model "$$D/models/tiny-llava" \
-		--out "$$D/build" --no-progress; \
+	$$S curate mine --source "$$D/source/questions.jsonl" --name demo --model "$$D/models/tiny-llava" \
+		--out "$$D/curation" --no-progress; \
 	echo "== 2. judge (scripted judge server at $$(cat $$D/judge.url))"; \
-	OPENAI_API_KEY=demo-key $$S build judge "$$D/build" --judge demo-judge --base-url "$$(cat $$D/judge.url)" \
+	OPENAI_API_KEY=demo-key $$S curate judge "$$D/curation" --judge demo-judge --base-url "$$(cat $$D/judge.url)" \
 		--no-progress; \
 	echo "== 3. review (--auto-accept)"; \
-	$$S build review "$$D/build" --auto-accept; \
+	$$S curate review "$$D/curation" --auto-accept; \
 	echo "== 4. synthesize (tiny random-weight Stable Diffusion)"; \
-	$$S synth "$$D/build" --backend text2img --model "$$D/models/tiny-sd" --n 2 --width 64 --height 64 \
+	$$S synth "$$D/curation" --backend text2img --model "$$D/models/tiny-sd" --n 2 --width 64 --height 64 \
 		--steps 2 --no-progress; \
 	echo "== 5. verify (tiny LLaVA and the random baseline)"; \
-	$$S build verify "$$D/build" --models "$$D/models/tiny-llava,random" --threshold 0 --policy any --no-progress; \
+	$$S curate verify "$$D/curation" --models "$$D/models/tiny-llava,random" --threshold 0 --policy any --no-progress; \
 	echo "== 6. publish"; \
-	$$S build publish "$$D/build" --out "$$D/dataset" --name spuriverse-demo --controls 4 --wide --overwrite; \
+	$$S curate publish "$$D/curation" --out "$$D/dataset" --name spuriverse-demo --controls 4 --wide --overwrite; \
 	echo "== eval on the published benchmark"; \
 	$$S eval --model "$$D/models/tiny-llava" --dataset "$$D/dataset" --output-dir "$$D/eval" --no-progress; \
-	echo "build-demo done: builder folder $$D/build, dataset $$D/dataset, evaluation $$D/eval"
+	echo "curate-demo done: curation folder $$D/curation, dataset $$D/dataset, evaluation $$D/eval"
+
+# Old name of curate-demo, kept as an alias.
+build-demo: curate-demo
 
 test:
 	$(PY) -m pytest -q

@@ -85,8 +85,8 @@ def source_for(root: Path, size: int) -> Path:
 
 
 def child(root: Path, size: int, model: Path, batch_size: int) -> None:
-    from spuriverse.build.mine_model import mine_with_model
-    from spuriverse.build.source import make_source_spec
+    from spuriverse.curate.mine_model import mine_with_model
+    from spuriverse.curate.source import make_source_spec
 
     out = root / f"build-{size}"
     if out.exists():
@@ -106,7 +106,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="5000,10000,20000",
                     help="comma-separated item counts (multiples of the smallest, or of 1000)")
-    ap.add_argument("--workdir", type=Path, help="where the source, model and builder folders go (default: a temp dir)")
+    ap.add_argument("--workdir", type=Path, help="where the source, model and curation folder go (default: a temp dir)")
     ap.add_argument("--image-size", type=int, default=16, help="source images are N x N random PNGs (default 16)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)

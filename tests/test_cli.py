@@ -12,22 +12,35 @@ import pytest
 from spuriverse.cli import build_parser, main
 from spuriverse.schema import json_schemas
 
-COMMANDS = ["eval", "score", "models", "schema", "leaderboard", "submit", "compare", "synth", "build", "demo"]
+COMMANDS = ["eval", "score", "models", "schema", "leaderboard", "submit", "compare", "synth", "curate", "demo"]
 REQUIRED_ALIASES = ["llava-1.5", "llava-1.6", "qwen2.5-vl-7b", "idefics3-8b", "smolvlm", "paligemma2-3b",
                     "llama-3.2-11b-vision", "gpt-4o", "gpt-4o-mini", "random", "frequent"]
 
 
-BUILD_STAGES = ["mine", "judge", "review", "verify", "publish"]
+CURATE_STAGES = ["mine", "judge", "review", "verify", "publish"]
 
 
 @pytest.mark.parametrize("argv", [["--help"]] + [[c, "--help"] for c in COMMANDS]
-                         + [["build", s, "--help"] for s in BUILD_STAGES] + [["leaderboard", "init", "--help"],
+                         + [["curate", s, "--help"] for s in CURATE_STAGES] + [["leaderboard", "init", "--help"],
                                                                             ["leaderboard", "render", "--help"]])
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 0
     assert "usage: spuriverse" in capsys.readouterr().out
+
+
+def test_build_is_a_hidden_deprecated_alias_of_curate(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["build", "mine", "--help"])
+    assert exc.value.code == 0
+    captured = capsys.readouterr()
+    assert "usage: spuriverse curate mine" in captured.out
+    assert captured.err.count("\n") == 1 and "deprecated; use `spuriverse curate`" in captured.err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = capsys.readouterr().out
+    assert "curate" in top and "build" not in top
 
 
 def test_models_lists_every_required_alias(capsys):
@@ -124,8 +137,8 @@ def test_build_mine_and_judge_from_a_predictions_table(tmp_path, capsys):
         "2,What colour?,C,Red,Blue,Green,Black,Attr,(C) Green,C,,False,False\n"
         "3,Which sport?,D,Golf,Polo,Ski,Tennis,Scene,A man with a racket,A,No,False,True\n"
     )
-    assert main(["build", "mine", "--predictions", str(table), "--preset", "seedbench", "--out", str(tmp_path / "b")]) == 0
+    assert main(["curate", "mine", "--predictions", str(table), "--preset", "seedbench", "--out", str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "3 rows, 2 errors" in out and "1 letters differ" in out  # "A man ..." is no answer A for us
-    assert main(["build", "judge", str(tmp_path / "b"), "--verdicts", str(table), "--preset", "seedbench"]) == 0
+    assert main(["curate", "judge", str(tmp_path / "b"), "--verdicts", str(table), "--preset", "seedbench"]) == 0
     assert "judged 2 errors, 1 spurious" in capsys.readouterr().out

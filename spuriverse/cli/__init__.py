@@ -1,5 +1,5 @@
 """`spuriverse` command line: parses arguments, calls the stage functions, prints. No logic here.
-One module per stage registers its commands (eval_cmds, leaderboard_cmds, build_cmds)."""
+One module per stage registers its commands (eval_cmds, leaderboard_cmds, curate_cmds)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import sys
 
 from spuriverse import __version__
-from spuriverse.cli import build_cmds, eval_cmds, leaderboard_cmds
+from spuriverse.cli import curate_cmds, eval_cmds, leaderboard_cmds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,17 +18,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"spuriverse {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for stage in (eval_cmds, leaderboard_cmds, build_cmds):
+    for stage in (eval_cmds, leaderboard_cmds, curate_cmds):
         stage.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["build"]:  # hidden alias of the stage's old name
+        print("spuriverse: note: `spuriverse curate` is deprecated; use `spuriverse curate`", file=sys.stderr)
+        argv[0] = "curate"
     args = build_parser().parse_args(argv)
     from spuriverse.data.layouts import BenchmarkError
     from spuriverse.eval.runner import RunConfigMismatch
-    from spuriverse.build.jsonl import BuildFileError
+    from spuriverse.curate.jsonl import CurationFileError
     from spuriverse.eval.samples import SamplesFileError
     from spuriverse.synth.runner import SynthInputError
     from spuriverse.leaderboard.store import UnsafeName
@@ -42,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spuriverse {args.command}: rejected: {exc}", file=sys.stderr)
         code = 3
     except (BenchmarkError, ModelSpecError, ModelLoadError, RunConfigMismatch, SamplesFileError, UnsafeName,
-            BuildFileError, SynthInputError, FileNotFoundError, ValueError) as exc:
+            CurationFileError, SynthInputError, FileNotFoundError, ValueError) as exc:
         if os.environ.get("SPURIVERSE_DEBUG"):
             raise
         print(f"spuriverse {args.command}: error: {exc}", file=sys.stderr)

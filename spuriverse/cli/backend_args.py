@@ -1,5 +1,5 @@
 """The model-backend flags shared by every command that runs a model through the harness
-(`spuriverse eval`, `spuriverse build mine --model`), and the options dict they become."""
+(`spuriverse eval`, `spuriverse curate mine --model`), and the options dict they become."""
 
 from __future__ import annotations
 

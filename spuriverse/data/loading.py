@@ -1,7 +1,7 @@
 """`load_benchmark`: any source (hub id, local dataset folder, parquet/json/csv files) through
 `datasets.load_dataset`, validated row by row, fingerprinted, and iterated item by item.
 
-With a `ColumnMapping` (a *source* VQA benchmark for `build mine --source`), every row goes through
+With a `ColumnMapping` (a *source* VQA benchmark for `curate mine --source`), every row goes through
 `spuriverse.data.mapping.mapped_item` instead of the long/wide layout detection; CSV files are then
 read with every column as a string (question ids such as "007" keep their zeros) and blank cells
 as "".

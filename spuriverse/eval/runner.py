@@ -64,7 +64,7 @@ class EvalOptions:
     revision: str | None = None
     model_revision: str | None = None
     side_tables: list[str] | None = None
-    # A source VQA benchmark read through a column mapping (`build mine --source`); the mapped
+    # A source VQA benchmark read through a column mapping (`curate mine --source`); the mapped
     # items' source name and category enter the dataset fingerprint, so they are part of the run's
     # configuration.
     mapping: ColumnMapping | None = None

@@ -2,7 +2,7 @@
 
 `spuriverse schema --out DIR` exports them as JSON Schema; the exported copies live in
 `spuriverse/schemas/` and a test keeps them in sync with these classes. Submodules: `core` (items,
-samples, runs), `leaderboard`, `build` (the builder folder and image provenance).
+samples, runs), `leaderboard`, `build` (the curation folder and image provenance).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from spuriverse.schema.build import *  # noqa: F403
-from spuriverse.schema.build import (
+from spuriverse.schema.curate import *  # noqa: F403
+from spuriverse.schema.curate import (
     Candidate,
     ErrorRecord,
     JudgeOutput,

@@ -1,4 +1,4 @@
-"""`spuriverse synth DIR`: counterfactual images for every accepted candidate of a builder folder.
+"""`spuriverse synth DIR`: counterfactual images for every accepted candidate of a curation folder.
 
 For each candidate, N images with the cue (`spurious`, from the `positive` description) and N
 without it (`counter`, from the `negative` one), written as `images/<candidate>/<variant>/<k>.png`
@@ -22,7 +22,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from spuriverse.build.candidates import accepted_candidates
+from spuriverse.curate.candidates import accepted_candidates
 from spuriverse.atomic import atomic_write_bytes, atomic_write_text
 from spuriverse.plugins import call_supported, load
 from spuriverse.schema import Candidate, SynthProvenance
@@ -104,15 +104,15 @@ def _prompt(c: Candidate, variant: str, kind: str) -> str:
     return c.positive if variant == "spurious" else c.negative
 
 
-def _inputs(c: Candidate, build_dir: Path, backend: SynthBackend) -> tuple[Image.Image | None, Image.Image | None]:
+def _inputs(c: Candidate, curation_dir: Path, backend: SynthBackend) -> tuple[Image.Image | None, Image.Image | None]:
     if not backend.needs_source:
         return None, None
     if not c.anchor_image:
         raise SynthInputError(f"candidate {c.candidate_id!r} has no anchor image to edit")
-    source = Image.open(build_dir / c.anchor_image).convert("RGB")
+    source = Image.open(curation_dir / c.anchor_image).convert("RGB")
     mask = None
     if backend.needs_mask:
-        mask_file = build_dir / "images" / c.candidate_id / "mask.png"
+        mask_file = curation_dir / "images" / c.candidate_id / "mask.png"
         if mask_file.exists():
             mask = Image.open(mask_file).convert("L").resize(source.size, Image.NEAREST)
         elif c.mask_box is not None:
@@ -135,14 +135,14 @@ def _done(path: Path) -> bool:
     return prov.status == "refused" or (prov.status == "ok" and (path.parent / f"{prov.k}.png").exists())
 
 
-def candidate_requests(c: Candidate, build_dir: Path, backend: SynthBackend, opts: SynthOptions,
+def candidate_requests(c: Candidate, curation_dir: Path, backend: SynthBackend, opts: SynthOptions,
                        only_missing: bool = True) -> list[SynthRequest]:
-    source, mask = _inputs(c, build_dir, backend)
+    source, mask = _inputs(c, curation_dir, backend)
     size = source.size if source is not None else (opts.width, opts.height)
     reqs = []
     for variant in VARIANTS:
         for k in range(opts.n):
-            if only_missing and _done(build_dir / "images" / c.candidate_id / variant / f"{k}.json"):
+            if only_missing and _done(curation_dir / "images" / c.candidate_id / variant / f"{k}.json"):
                 continue
             reqs.append(SynthRequest(
                 candidate_id=c.candidate_id, variant=variant, k=k, prompt=_prompt(c, variant, backend.kind),
@@ -153,9 +153,9 @@ def candidate_requests(c: Candidate, build_dir: Path, backend: SynthBackend, opt
     return reqs
 
 
-def _record(req: SynthRequest, res: SynthResult, backend: SynthBackend, c: Candidate, build_dir: Path,
+def _record(req: SynthRequest, res: SynthResult, backend: SynthBackend, c: Candidate, curation_dir: Path,
             versions: dict[str, str]) -> SynthProvenance:
-    folder = build_dir / "images" / req.candidate_id / req.variant
+    folder = curation_dir / "images" / req.candidate_id / req.variant
     png = f"{req.k}.png" if res.status == "ok" and res.image is not None else None
     if png:
         atomic_write_bytes(folder / png, _png(res.image.convert("RGB")))
@@ -191,39 +191,39 @@ def _batches(reqs: Sequence[SynthRequest], size: int) -> Iterator[list[SynthRequ
         yield current
 
 
-def synthesize_candidate(candidate: Candidate, backend: SynthBackend, build_dir: str | Path,
+def synthesize_candidate(candidate: Candidate, backend: SynthBackend, curation_dir: str | Path,
                          opts: SynthOptions | None = None) -> list[SynthProvenance]:
     """Python API (e.g. a notebook): make the missing images of one candidate; returns what it wrote."""
     opts = opts or SynthOptions(progress=False)
-    build_dir = Path(build_dir)
+    curation_dir = Path(curation_dir)
     versions = _versions()
     out = []
-    for batch in _batches(candidate_requests(candidate, build_dir, backend, opts), backend.batch_size):
+    for batch in _batches(candidate_requests(candidate, curation_dir, backend, opts), backend.batch_size):
         for req, res in zip(batch, backend.generate(batch), strict=True):
-            out.append(_record(req, res, backend, candidate, build_dir, versions))
+            out.append(_record(req, res, backend, candidate, curation_dir, versions))
     return out
 
 
-def synthesize(build_dir: str | Path, backend: SynthBackend, opts: SynthOptions | None = None,
+def synthesize(curation_dir: str | Path, backend: SynthBackend, opts: SynthOptions | None = None,
                candidates: Sequence[str] | None = None) -> SynthSummary:
     """Make the missing images of every accepted candidate (or the named ones)."""
     t0 = time.perf_counter()
     opts = opts or SynthOptions()
-    build_dir = Path(build_dir)
+    curation_dir = Path(curation_dir)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    todo = [c for c in accepted_candidates(build_dir) if candidates is None or c.candidate_id in candidates]
+    todo = [c for c in accepted_candidates(curation_dir) if candidates is None or c.candidate_id in candidates]
     if candidates is not None and len(todo) != len(set(candidates)):
         missing = sorted(set(candidates) - {c.candidate_id for c in todo})
         raise SynthInputError(f"not accepted candidates: {', '.join(missing)}")
     mine = todo[rank::world]
-    per_candidate = [(c, candidate_requests(c, build_dir, backend, opts)) for c in mine]  # validates inputs first
+    per_candidate = [(c, candidate_requests(c, curation_dir, backend, opts)) for c in mine]  # validates inputs first
     summary = SynthSummary(skipped=len(mine) * 2 * opts.n - sum(len(r) for _, r in per_candidate))
     versions = _versions()
     bar = tqdm(total=sum(len(r) for _, r in per_candidate), disable=not opts.progress, desc="synth", unit="img")
     for c, reqs in per_candidate:
         for batch in _batches(reqs, backend.batch_size):
             for req, res in zip(batch, backend.generate(batch), strict=True):
-                prov = _record(req, res, backend, c, build_dir, versions)
+                prov = _record(req, res, backend, c, curation_dir, versions)
                 summary.provenance.append(prov)
                 summary.made += prov.status == "ok"
                 summary.refused += prov.status == "refused"

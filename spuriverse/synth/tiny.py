@@ -1,6 +1,6 @@
 """Tiny random-weight Stable Diffusion pipelines of the real architectures, built offline.
 
-Used by the tests, the synthesis bench and `make build-demo`. Text-to-image (4-channel UNet), inpainting (9-channel UNet) and InstructPix2Pix (8-channel UNet),
+Used by the tests, the synthesis bench and `make curate-demo`. Text-to-image (4-channel UNet), inpainting (9-channel UNet) and InstructPix2Pix (8-channel UNet),
 each saved with `save_pretrained` so that the production backends load them back through the same
 `from_pretrained` path users run (`AutoPipelineForText2Image`, `AutoPipelineForInpainting`,
 `StableDiffusionInstructPix2PixPipeline`). Weights are random: the images are noise, but seeding,

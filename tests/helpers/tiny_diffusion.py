@@ -1,4 +1,4 @@
-"""Tiny random-weight diffusers pipelines: the builders live in the package (`make build-demo` uses them)."""
+"""Tiny random-weight diffusers pipelines: the builders live in the package (`make curate-demo` uses them)."""
 
 from spuriverse.synth.tiny import build_tiny_inpaint, build_tiny_instruct_pix2pix, build_tiny_sd, write_clip_tokenizer_files
 

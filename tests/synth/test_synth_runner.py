@@ -1,4 +1,4 @@
-"""`spuriverse synth` over a builder folder with tiny real pipelines and the loopback image API:
+"""`spuriverse synth` over a curation folder with tiny real pipelines and the loopback image API:
 layout, determinism, resume after a kill, provenance, masked-region preservation, refusals, shards."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.build_data import make_build_dir
-from spuriverse.build.candidates import accepted_candidates
+from helpers.curate_data import make_curation_dir
+from spuriverse.curate.candidates import accepted_candidates
 from spuriverse.schema import SynthProvenance
 from spuriverse.synth.base import derive_seed, image_sha256
 from spuriverse.synth.runner import SynthInputError, SynthOptions, build_backend, synthesize, synthesize_candidate
@@ -26,22 +26,22 @@ REPO = Path(__file__).resolve().parents[2]
 FAST = dict(width=64, height=64, steps=2, progress=False)
 
 
-def files(build_dir: Path) -> dict[str, bytes]:
+def files(curation_dir: Path) -> dict[str, bytes]:
     """Every image and provenance file, minus the per-run timestamp in provenance."""
     out = {}
-    for p in sorted((build_dir / "images").rglob("*")):
+    for p in sorted((curation_dir / "images").rglob("*")):
         if p.is_file():
             data = p.read_bytes()
             if p.suffix == ".json":
                 prov = SynthProvenance.model_validate_json(data)
                 data = prov.model_copy(update={"created": ""}).model_dump_json().encode()
-            out[str(p.relative_to(build_dir))] = data
+            out[str(p.relative_to(curation_dir))] = data
     return out
 
 
 @pytest.fixture
 def build(tmp_path):
-    return make_build_dir(tmp_path / "build", n=2)
+    return make_curation_dir(tmp_path / "build", n=2)
 
 
 def test_layout_and_complete_provenance(build, tiny_sd):
@@ -63,7 +63,7 @@ def test_layout_and_complete_provenance(build, tiny_sd):
 
 
 def test_same_inputs_give_identical_pixels_and_reruns_skip(build, tiny_sd, tmp_path):
-    other = make_build_dir(tmp_path / "other", n=2)
+    other = make_curation_dir(tmp_path / "other", n=2)
     synthesize(build, build_backend("text2img", str(tiny_sd), batch_size=4), SynthOptions(n=2, **FAST))
     # another folder, another backend instance, and batches composed differently (only 3 of 4 at first)
     synthesize(other, build_backend("text2img", str(tiny_sd), batch_size=4), SynthOptions(n=2, **FAST),
@@ -79,7 +79,7 @@ def test_same_inputs_give_identical_pixels_and_reruns_skip(build, tiny_sd, tmp_p
 
 
 def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_sd):
-    killed, clean = make_build_dir(tmp_path / "killed", n=3), make_build_dir(tmp_path / "clean", n=3)
+    killed, clean = make_curation_dir(tmp_path / "killed", n=3), make_curation_dir(tmp_path / "clean", n=3)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "spuriverse", "synth", "--backend", "text2img", "--model", str(tiny_sd),
            "--n", "6", "--width", "64", "--height", "64", "--steps", "2", "--batch-size", "1", "--no-progress"]
@@ -122,14 +122,14 @@ def test_instruction_editing_asks_to_add_and_remove_the_cue(build, tiny_pix2pix)
 
 
 def test_editing_without_an_anchor_or_mask_is_a_clear_error(tmp_path, tiny_inpaint):
-    build = make_build_dir(tmp_path / "b", n=1, mask_box=None)
+    build = make_curation_dir(tmp_path / "b", n=1, mask_box=None)
     with pytest.raises(SynthInputError, match="has no mask"):
         synthesize(build, build_backend("inpaint", str(tiny_inpaint)), SynthOptions(n=1, progress=False))
     assert not (build / "images").exists()  # validated before anything is written
 
 
 def test_shards_write_the_same_files_as_one_process(tmp_path, tiny_sd, monkeypatch):
-    one, two = make_build_dir(tmp_path / "one", n=3), make_build_dir(tmp_path / "two", n=3)
+    one, two = make_curation_dir(tmp_path / "one", n=3), make_curation_dir(tmp_path / "two", n=3)
     synthesize(one, build_backend("text2img", str(tiny_sd)), SynthOptions(n=2, **FAST))
     for rank in (0, 1):  # what accelerate launch / torchrun set for each process
         monkeypatch.setenv("RANK", str(rank))
@@ -179,7 +179,7 @@ def test_accelerate_launch_two_processes_write_the_same_files(tmp_path, tiny_sd)
     launcher = Path(sys.executable).parent / "accelerate"
     if not launcher.exists():
         pytest.skip("accelerate is not installed next to this interpreter")
-    one, two = make_build_dir(tmp_path / "one", n=3), make_build_dir(tmp_path / "two", n=3)
+    one, two = make_curation_dir(tmp_path / "one", n=3), make_curation_dir(tmp_path / "two", n=3)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -1,1 +1,0 @@
-"""The benchmark builder: stages over one builder folder (mine, judge, review, synth, verify, publish)."""

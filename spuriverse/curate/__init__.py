@@ -1,0 +1,1 @@
+"""the benchmark curation stage: stages over one curation folder (mine, judge, review, synth, verify, publish)."""

@@ -1,0 +1,293 @@
+"""Judges for stage 2 of curation: an OpenAI-compatible endpoint or a local HF model.
+
+Both answer one `JudgeRequest` with one `JudgeResult`, whose output is validated by the same
+pydantic model (`JudgeOutput`):
+
+- `OpenAIJudge`: one structured-output request (`response_format` = the strict JSON schema of
+  `JudgeOutput`) through the async `openai` client (its own retries off). API faults (408/409/429
+  honouring `retry-after(-ms)`, 5xx, timeouts, connection errors) are retried with capped
+  exponential backoff and jitter, at most `max_retries` times; other 4xx fail at once. An answer that
+  is not valid JSON or breaks the schema (or a refusal) is asked again, at most `max_retries` times.
+  The API key lives only in the client; it is scrubbed from every error message.
+- `HFJudge`: a local model (an HF folder, hub id or registry alias, through
+  `spuriverse.models.registry`) generates text; the first JSON object in it is validated. Decoding is
+  greedy, so a retry of invalid output rarely helps; it is still bounded by `max_retries`.
+
+Tokens are summed over every attempt (paid for either way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import json
+import os
+import random
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from pydantic import ValidationError
+
+from spuriverse.models.base import ImageInput, Request
+from spuriverse.models.openai_api import _RETRY_STATUS, _retry_after
+from spuriverse.schema import JudgeOutput
+
+__all__ = ["HFJudge", "InvalidOutput", "JudgeRequest", "JudgeResult", "OpenAIJudge", "extract_json", "judge_schema",
+           "make_judge", "parse_output", "response_format"]
+
+SCHEMA_NAME = "spurious_correlation_verdict"
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    candidate_id: str
+    system: str
+    user: str
+    image: ImageInput | None
+
+
+@dataclass
+class JudgeResult:
+    output: JudgeOutput | None = None
+    error: str | None = None
+    attempts: int = 0
+    usage: dict[str, int] | None = None
+
+
+class InvalidOutput(ValueError):
+    """The judge answered, but not with a JSON object that validates as `JudgeOutput`."""
+
+
+def _strictify(node: Any) -> Any:
+    if isinstance(node, dict):
+        props = node.get("properties")
+        node = {k: _strictify(v) for k, v in node.items() if k not in ("title", "default", "properties")}
+        if isinstance(props, dict):  # property names are not keywords: keep them all
+            node["properties"] = {k: _strictify(v) for k, v in props.items()}
+        if node.get("type") == "object" and "properties" in node:
+            node["required"] = list(node["properties"])
+            node["additionalProperties"] = False
+        return node
+    if isinstance(node, list):
+        return [_strictify(v) for v in node]
+    return node
+
+
+def judge_schema() -> dict[str, Any]:
+    """`JudgeOutput`'s JSON schema made strict-compatible: every property required, no extras."""
+    return _strictify(copy.deepcopy(JudgeOutput.model_json_schema()))
+
+
+def response_format() -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {"name": SCHEMA_NAME, "strict": True, "schema": judge_schema()}}
+
+
+def extract_json(text: str) -> str | None:
+    """The first balanced `{...}` in `text` that parses as a JSON object (code fences, prose around it
+    are fine), else None."""
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    while start != -1:
+        try:
+            obj, end = decoder.raw_decode(text, start)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict):
+            return text[start:end]
+        start = text.find("{", start + 1)
+    return None
+
+
+def parse_output(text: str | None) -> JudgeOutput:
+    """Validate a judge's answer; raise `InvalidOutput` with a short reason."""
+    if not text or not text.strip():
+        raise InvalidOutput("empty answer")
+    try:
+        return JudgeOutput.model_validate_json(text)
+    except ValidationError:
+        found = extract_json(text)
+    if found is None:
+        raise InvalidOutput(f"no JSON object in the answer: {text[:120]!r}")
+    try:
+        return JudgeOutput.model_validate_json(found)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "answer"
+        raise InvalidOutput(f"schema violation ({exc.error_count()} error(s); {where}: {first['msg']})") from None
+
+
+def _add_usage(total: dict[str, int], usage: Any) -> None:
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        val = usage.get(key) if isinstance(usage, dict) else getattr(usage, key, None)
+        if isinstance(val, int):
+            total[key] = total.get(key, 0) + val
+
+
+def _fail(what: str, attempts: int, usage: dict[str, int]) -> JudgeResult:
+    msg = f"{what[:400]} (after {attempts} attempt{'s' if attempts != 1 else ''})"
+    return JudgeResult(error=msg, attempts=attempts, usage=usage or None)
+
+
+class OpenAIJudge:
+    """A judge behind an OpenAI-compatible `/chat/completions` endpoint (structured outputs)."""
+
+    needs_pixels = False
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None, max_retries: int = 3,
+                 timeout: float = 120.0, max_tokens: int = 1024, temperature: float = 0.0, backoff_base: float = 0.5,
+                 backoff_max: float = 20.0) -> None:
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            raise ValueError("no API key for the judge: set OPENAI_API_KEY or pass --api-key")
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        self.name, self.model, self.base_url = model, model, base_url
+        self.max_retries, self.timeout, self.max_tokens, self.temperature = max_retries, timeout, max_tokens, temperature
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self._key = key
+        self._scrub = lambda text: text.replace(key, "***")
+        self._client: openai.AsyncOpenAI | None = None
+        self._rng = random.Random(0)
+
+    def __repr__(self) -> str:  # never the key
+        return f"OpenAIJudge(model={self.model!r}, base_url={self.base_url!r})"
+
+    async def open(self) -> None:
+        self._client = openai.AsyncOpenAI(api_key=self._key, base_url=self.base_url, max_retries=0, timeout=self.timeout)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    @staticmethod
+    def messages(req: JudgeRequest) -> list[dict[str, Any]]:
+        content: list[dict[str, Any]] = []
+        if req.image is not None:
+            url = f"data:{req.image.mime};base64,{base64.b64encode(req.image.data).decode('ascii')}"
+            content.append({"type": "image_url", "image_url": {"url": url}})
+        content.append({"type": "text", "text": req.user})
+        return [{"role": "system", "content": req.system}, {"role": "user", "content": content}]
+
+    async def ask(self, req: JudgeRequest) -> JudgeResult:
+        assert self._client is not None, "call open() first"
+        params = {"model": self.model, "messages": self.messages(req), "response_format": response_format(),
+                  "temperature": self.temperature, "max_tokens": self.max_tokens}
+        attempts = api_failures = invalid = 0
+        usage: dict[str, int] = {}
+        while True:
+            attempts += 1
+            delay: float | None = None
+            try:
+                completion = await self._client.chat.completions.create(**params)
+                _add_usage(usage, getattr(completion, "usage", None))
+                choices = getattr(completion, "choices", None)
+                if not isinstance(choices, list) or not choices:
+                    raise InvalidOutput("no choices in the response")
+                message = getattr(choices[0], "message", None)
+                if getattr(message, "refusal", None):
+                    raise InvalidOutput(f"refusal: {message.refusal}")
+                return JudgeResult(output=parse_output(getattr(message, "content", None)), attempts=attempts,
+                                   usage=usage or None)
+            except InvalidOutput as exc:
+                invalid += 1
+                if invalid > self.max_retries:
+                    return _fail(self._scrub(f"invalid output: {exc}"), attempts, usage)
+                continue
+            except openai.APIStatusError as exc:
+                what = f"HTTP {exc.status_code} {type(exc).__name__}: {exc.message}"
+                if exc.status_code < 500 and exc.status_code not in _RETRY_STATUS:
+                    return _fail(self._scrub(what), attempts, usage)
+                delay = _retry_after(exc, self.backoff_max)
+            except openai.APIConnectionError as exc:  # includes APITimeoutError
+                what = f"{type(exc).__name__}: {exc.message}"
+            except (openai.APIResponseValidationError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                what = f"unreadable response ({type(exc).__name__}: {exc})"
+            api_failures += 1
+            if api_failures > self.max_retries:
+                return _fail(self._scrub(what), attempts, usage)
+            if delay is None:
+                delay = min(self.backoff_max, self.backoff_base * 2 ** (api_failures - 1))
+                delay *= 0.5 + 0.5 * self._rng.random()
+            await asyncio.sleep(delay)
+
+
+class HFJudge:
+    """A local model as judge: greedy generation, then the first JSON object is validated."""
+
+    needs_pixels = True
+
+    def __init__(self, spec: str, *, max_retries: int = 1, max_new_tokens: int = 512, revision: str | None = None,
+                 **overrides: Any) -> None:
+        from spuriverse.models.registry import build_model, resolve_model
+
+        resolved = resolve_model(spec, revision=revision)
+        if resolved.backend != "hf":
+            raise ValueError(f"{spec!r} is not a local HF model (backend {resolved.backend!r})")
+        self.name = resolved.alias
+        self.max_retries, self.max_new_tokens = max_retries, max_new_tokens
+        self.model = build_model(resolved, **overrides)
+        self._lock = threading.Lock()  # one generate at a time
+
+    async def open(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.model.close()
+
+    def _generate(self, req: JudgeRequest) -> Any:
+        r = Request(system=req.system, prompt=req.user, image=req.image, letters=("A", "B"),
+                    max_new_tokens=self.max_new_tokens, key=req.candidate_id)
+        with self._lock:
+            return next(iter(self.model.generate([r])))[1]
+
+    async def ask(self, req: JudgeRequest) -> JudgeResult:
+        attempts = 0
+        usage: dict[str, int] = {}
+        while True:
+            attempts += 1
+            gen = await asyncio.to_thread(self._generate, req)
+            if gen.usage:
+                _add_usage(usage, gen.usage)
+            if gen.error is not None:
+                return _fail(f"model error: {gen.error.message}", attempts, usage)
+            try:
+                return JudgeResult(output=parse_output(gen.text), attempts=attempts, usage=usage or None)
+            except InvalidOutput as exc:
+                if attempts > self.max_retries:
+                    return _fail(f"invalid output: {exc}", attempts, usage)
+
+
+def make_judge(spec: str, *, backend: str = "auto", base_url: str | None = None, api_key: str | None = None,
+               max_retries: int = 3, timeout: float = 120.0, max_tokens: int = 1024, temperature: float = 0.0,
+               revision: str | None = None, device: str | None = None, dtype: str | None = None) -> Any:
+    """`--judge` to a judge. auto: an endpoint when `base_url` is given or `spec` is `openai:<name>` or a
+    registry alias of the openai backend; a local HF model when `spec` resolves to one (folder, hub id,
+    hf alias); otherwise a model name at the default OpenAI endpoint (e.g. `gpt-4o`)."""
+    from spuriverse.models.registry import ModelSpecError, resolve_model
+
+    if backend not in ("auto", "openai", "hf"):
+        raise ValueError(f"unknown judge backend {backend!r} (auto, openai, hf)")
+    name = spec.removeprefix("openai:")
+    if backend == "auto":
+        if base_url or spec.startswith("openai:"):
+            backend = "openai"
+        else:
+            try:
+                resolved = resolve_model(spec, revision=revision)
+                backend, name = resolved.backend, (resolved.checkpoint if resolved.backend == "openai" else name)
+            except ModelSpecError:
+                backend = "openai"
+            if backend not in ("openai", "hf"):
+                raise ValueError(f"{spec!r} is a {backend!r} model, not a judge")
+    if backend == "openai":
+        return OpenAIJudge(name, base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout,
+                           max_tokens=max_tokens, temperature=temperature)
+    return HFJudge(spec, max_retries=max_retries, max_new_tokens=max_tokens, revision=revision, device=device,
+                   dtype=dtype)
