@@ -52,9 +52,9 @@ eval:
 curate-demo:
 	@set -e; D="$(CURATE_DEMO)"; S="$(BIN)/spuriverse"; \
 	export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false TRANSFORMERS_VERBOSITY=error; \
-	$(PY) -m spuriverse.curate.demo_assets --out "$$D"; \
+	$(PY) -m spuriverse.demo.assets --out "$$D"; \
 	rm -f "$$D/judge.url"; \
-	$(PY) -m spuriverse.curate.demo_judge --port 0 --url-file "$$D/judge.url" & JUDGE=$$!; \
+	$(PY) -m spuriverse.demo.judge_server --port 0 --url-file "$$D/judge.url" & JUDGE=$$!; \
 	trap 'kill $$JUDGE 2>/dev/null || true' EXIT; \
 	for i in $$(seq 200); do [ -s "$$D/judge.url" ] && break; sleep 0.05; done; \
 	echo "== 1. mine (tiny random-weight LLaVA over the demo source)"; \

@@ -3,7 +3,7 @@
 Builds a synthetic source benchmark on disk (parquet shards of 1,000 rows: question_id, question,
 an `options` list, a letter answer, a small random PNG as an `Image()` cell, a category), then, in
 a fresh subprocess per size, mines the first N items (the first N/1000 shards, as their own source
-folder) with a tiny random-weight LLaVA (`spuriverse.models.tiny`) and reports the child's peak RSS
+folder) with a tiny random-weight LLaVA (`spuriverse.demo.tiny_models`) and reports the child's peak RSS
 (`ru_maxrss`). The ratio largest/smallest should be ~1 (flat).
 
     python bench/mine_memory.py                       # 5k / 10k / 20k items
@@ -124,7 +124,7 @@ def main() -> None:
     t0 = time.perf_counter()
     build_source(root, max(sizes), a.image_size)
     if not (model / "config.json").exists():
-        from spuriverse.models.tiny import build_tiny_llava
+        from spuriverse.demo.tiny_models import build_tiny_llava
 
         build_tiny_llava(model, image_size=16, patch_size=8, hidden=32, layers=2)
     print(f"source: {max(sizes)} items in {root / 'shards'} ({time.perf_counter() - t0:.1f} s)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from spuriverse.demo import BOARD_NAME, TINY_NOTE, mini_path, run_demo
+from spuriverse.demo.offline import BOARD_NAME, TINY_NOTE, mini_path, run_demo
 from spuriverse.schema import Leaderboard
 
 

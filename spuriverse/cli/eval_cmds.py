@@ -197,7 +197,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
-    from spuriverse.demo import run_demo
+    from spuriverse.demo.offline import run_demo
 
     run_demo(a.out, progress=not a.no_progress)
     return 0

@@ -28,8 +28,8 @@ from spuriverse.data.layouts import (
     wide_image_columns,
     wide_items,
 )
+from spuriverse.data.images import ImageDecodeError, ImageInput
 from spuriverse.data.mapping import mapped_item
-from spuriverse.models.base import ImageDecodeError, ImageInput
 from spuriverse.schema import VARIANTS, BenchmarkInfo, ColumnMapping, Item
 
 _FILE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}

@@ -20,7 +20,7 @@ from helpers.curate_data import make_curation_dir
 from helpers.fake_openai import FakeOpenAIServer, user_text
 
 from spuriverse.curate.candidates import latest
-from spuriverse.curate.demo_judge import DemoJudgeServer, demo_verdict
+from spuriverse.demo.judge_server import DemoJudgeServer, demo_verdict
 from spuriverse.curate.jsonl import read_jsonl
 from spuriverse.curate.judge import (
     JUDGE_SUMMARY,
@@ -302,7 +302,7 @@ def test_cli_key_never_written(tmp_path, capsys, monkeypatch):
 
 def test_kill_and_resume_gives_the_same_file(tmp_path):
     url_file = tmp_path / "judge.url"
-    server = subprocess.Popen([PY, "-m", "spuriverse.curate.demo_judge", "--port", "0", "--url-file", str(url_file),
+    server = subprocess.Popen([PY, "-m", "spuriverse.demo.judge_server", "--port", "0", "--url-file", str(url_file),
                                "--latency", "0.2"], cwd=REPO, stdout=subprocess.DEVNULL)
     try:
         for _ in range(200):

@@ -1,6 +1,6 @@
 """Tiny random-weight vision-language models of the real architectures, built offline.
 
-LLaVA (and the shared tokenizer) live in the package (`spuriverse.models.tiny`, used by the offline
+LLaVA (and the shared tokenizer) live in the package (`spuriverse.demo.tiny_models`, used by the offline
 demo); the other architectures are test-only. All are loaded back by the production code through
 `AutoProcessor` / `AutoModelForImageTextToText.from_pretrained`. Weights are random: the models answer
 nonsense, but every invariant that matters (batching, padding, tokenization, determinism) is real.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from spuriverse.models.tiny import (  # noqa: F401  (re-exported for tests and benches)
+from spuriverse.demo.tiny_models import (  # noqa: F401  (re-exported for tests and benches)
     LLAVA_CHAT_TEMPLATE,
     _clip_vision_config,
     _llama_text_config,

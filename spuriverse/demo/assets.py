@@ -1,6 +1,6 @@
 """What `make curate-demo` needs, built offline: a source VQA benchmark, two tiny random-weight models.
 
-``python -m spuriverse.curate.demo_assets --out runs/curate-demo`` writes
+``python -m spuriverse.demo.assets --out runs/curate-demo`` writes
 
 - ``source/questions.jsonl`` + ``source/images/*.jpg``: a source benchmark in a plain layout
   (``question_id``, ``question``, ``options`` list, ``answer`` letter, ``image`` path relative to
@@ -10,7 +10,7 @@
   the verifying model);
 - ``models/tiny-sd``: a tiny Stable Diffusion text-to-image pipeline with RANDOM weights (synthesis).
 
-The judge of the demo is `spuriverse.curate.demo_judge`, a scripted OpenAI-compatible server. So every
+The judge of the demo is `spuriverse.demo.judge_server`, a scripted OpenAI-compatible server. So every
 stage runs for real through the same code a user runs, but nothing the demo produces *means*
 anything: random models answer noise and draw noise. Idempotent: existing assets are kept.
 """
@@ -30,7 +30,7 @@ SOURCE_FILE = "source/questions.jsonl"
 def _mini_rows(variants: tuple[str, ...]) -> list[dict]:
     import pandas as pd
 
-    from spuriverse.demo import mini_path
+    from spuriverse.demo.offline import mini_path
 
     frames = [pd.read_parquet(p) for p in sorted((mini_path() / "data").glob("*.parquet"))]
     df = pd.concat(frames, ignore_index=True)
@@ -61,8 +61,8 @@ def build_source(out_dir: Path, variants: tuple[str, ...] = ("anchor", "control"
 
 
 def build_assets(out_dir: str | Path) -> dict[str, Path]:
-    from spuriverse.models.tiny import build_tiny_llava
-    from spuriverse.synth.tiny import build_tiny_sd
+    from spuriverse.demo.tiny_models import build_tiny_llava
+    from spuriverse.demo.tiny_diffusion import build_tiny_sd
 
     out_dir = Path(out_dir)
     llava, sd = out_dir / "models" / "tiny-llava", out_dir / "models" / "tiny-sd"
@@ -74,7 +74,7 @@ def build_assets(out_dir: str | Path) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m spuriverse.curate.demo_assets", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m spuriverse.demo.assets", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/curate-demo"))
     a = ap.parse_args(argv)

@@ -48,7 +48,7 @@ def run_demo(out_dir: Path = Path("runs/demo"), progress: bool = True) -> list[D
     from spuriverse.eval.runner import EvalOptions, RunConfigMismatch, run_eval
     from spuriverse.leaderboard.board import init_board, submit
     from spuriverse.leaderboard.verify import SubmissionRejected
-    from spuriverse.models.tiny import build_tiny_llava
+    from spuriverse.demo.tiny_models import build_tiny_llava
 
     t0 = time.perf_counter()
     dataset = str(mini_path())

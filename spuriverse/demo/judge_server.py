@@ -7,7 +7,7 @@ are made from the right and wrong options). It exists so that `make curate-demo`
 tests can run stage 2 (`spuriverse curate judge --judge demo-judge --base-url URL`) offline, through
 the same HTTP client, structured-output request, validation and bookkeeping a real judge gets.
 
-    python -m spuriverse.curate.demo_judge --port 0 --url-file PATH [--latency S]
+    python -m spuriverse.demo.judge_server --port 0 --url-file PATH [--latency S]
 
 writes its base URL (``http://127.0.0.1:PORT/v1``) to PATH once it listens and serves until killed.
 Only the standard library is used; it binds to 127.0.0.1 only. In-process::
@@ -167,7 +167,7 @@ class DemoJudgeServer:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m spuriverse.curate.demo_judge",
+        prog="python -m spuriverse.demo.judge_server",
         description="Scripted stand-in for an LLM judge (NOT a real judge): a loopback OpenAI-compatible "
         "chat-completions server answering every request with a canned, schema-valid verdict.")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
