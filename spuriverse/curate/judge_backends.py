@@ -4,10 +4,9 @@ Both answer one `JudgeRequest` with one `JudgeResult`, whose output is validated
 pydantic model (`JudgeOutput`):
 
 - `OpenAIJudge`: one structured-output request (`response_format` = the strict JSON schema of
-  `JudgeOutput`) through the async `openai` client (its own retries off). API faults (408/409/429
-  honouring `retry-after(-ms)`, 5xx, timeouts, connection errors) are retried with capped
-  exponential backoff and jitter, at most `max_retries` times; other 4xx fail at once. An answer that
-  is not valid JSON or breaks the schema (or a refusal) is asked again, at most `max_retries` times.
+  `JudgeOutput`) through the async `openai` client (its own retries off). API faults are retried by
+  `spuriverse.remote`'s policy, at most `max_retries` times; an answer that is not valid JSON or
+  breaks the schema (or a refusal) is asked again at once, on its own budget of `max_retries`.
   The API key lives only in the client; it is scrubbed from every error message.
 - `HFJudge`: a local model (an HF folder, hub id or registry alias, through
   `spuriverse.models.registry`) generates text; the first JSON object in it is validated. Decoding is
@@ -19,11 +18,9 @@ Tokens are summed over every attempt (paid for either way).
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
 import json
 import os
-import random
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +29,7 @@ import openai
 from pydantic import ValidationError
 
 from spuriverse.models.base import ImageInput, Request
-from spuriverse.models.openai_api import _RETRY_STATUS, _retry_after
+from spuriverse.remote import RemoteFailure, RetryPolicy, Transient, call_async, data_url, openai_transient
 from spuriverse.schema import JudgeOutput
 
 __all__ = ["HFJudge", "InvalidOutput", "JudgeRequest", "JudgeResult", "OpenAIJudge", "extract_json", "judge_schema",
@@ -150,7 +147,7 @@ class OpenAIJudge:
         self._key = key
         self._scrub = lambda text: text.replace(key, "***")
         self._client: openai.AsyncOpenAI | None = None
-        self._rng = random.Random(0)
+        self._policy = RetryPolicy(max_retries=max_retries, backoff_base=backoff_base, backoff_max=backoff_max)
 
     def __repr__(self) -> str:  # never the key
         return f"OpenAIJudge(model={self.model!r}, base_url={self.base_url!r})"
@@ -167,52 +164,42 @@ class OpenAIJudge:
     def messages(req: JudgeRequest) -> list[dict[str, Any]]:
         content: list[dict[str, Any]] = []
         if req.image is not None:
-            url = f"data:{req.image.mime};base64,{base64.b64encode(req.image.data).decode('ascii')}"
-            content.append({"type": "image_url", "image_url": {"url": url}})
+            content.append({"type": "image_url", "image_url": {"url": data_url(req.image.data, req.image.mime)}})
         content.append({"type": "text", "text": req.user})
         return [{"role": "system", "content": req.system}, {"role": "user", "content": content}]
 
     async def ask(self, req: JudgeRequest) -> JudgeResult:
         assert self._client is not None, "call open() first"
+        client = self._client
         params = {"model": self.model, "messages": self.messages(req), "response_format": response_format(),
                   "temperature": self.temperature, "max_tokens": self.max_tokens}
-        attempts = api_failures = invalid = 0
         usage: dict[str, int] = {}
-        while True:
-            attempts += 1
-            delay: float | None = None
+
+        async def attempt(n: int) -> JudgeResult:
             try:
-                completion = await self._client.chat.completions.create(**params)
-                _add_usage(usage, getattr(completion, "usage", None))
+                completion = await client.chat.completions.create(**params)
+            except Exception as exc:
+                verdict = openai_transient(exc, self.backoff_max)
+                if verdict is None:
+                    raise
+                raise verdict from None
+            _add_usage(usage, getattr(completion, "usage", None))
+            try:
                 choices = getattr(completion, "choices", None)
                 if not isinstance(choices, list) or not choices:
                     raise InvalidOutput("no choices in the response")
                 message = getattr(choices[0], "message", None)
                 if getattr(message, "refusal", None):
                     raise InvalidOutput(f"refusal: {message.refusal}")
-                return JudgeResult(output=parse_output(getattr(message, "content", None)), attempts=attempts,
-                                   usage=usage or None)
-            except InvalidOutput as exc:
-                invalid += 1
-                if invalid > self.max_retries:
-                    return _fail(self._scrub(f"invalid output: {exc}"), attempts, usage)
-                continue
-            except openai.APIStatusError as exc:
-                what = f"HTTP {exc.status_code} {type(exc).__name__}: {exc.message}"
-                if exc.status_code < 500 and exc.status_code not in _RETRY_STATUS:
-                    return _fail(self._scrub(what), attempts, usage)
-                delay = _retry_after(exc, self.backoff_max)
-            except openai.APIConnectionError as exc:  # includes APITimeoutError
-                what = f"{type(exc).__name__}: {exc.message}"
-            except (openai.APIResponseValidationError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-                what = f"unreadable response ({type(exc).__name__}: {exc})"
-            api_failures += 1
-            if api_failures > self.max_retries:
-                return _fail(self._scrub(what), attempts, usage)
-            if delay is None:
-                delay = min(self.backoff_max, self.backoff_base * 2 ** (api_failures - 1))
-                delay *= 0.5 + 0.5 * self._rng.random()
-            await asyncio.sleep(delay)
+                output = parse_output(getattr(message, "content", None))
+            except InvalidOutput as exc:  # asked again at once, on its own budget
+                raise Transient(f"invalid output: {exc}", delay=0.0, kind="invalid") from None
+            return JudgeResult(output=output, attempts=n, usage=usage or None)
+
+        try:
+            return await call_async(self._policy, attempt)
+        except RemoteFailure as fail:
+            return JudgeResult(error=self._scrub(fail.message), attempts=fail.attempts, usage=usage or None)
 
 
 class HFJudge:

@@ -6,36 +6,32 @@ submit one task per request, bounded by an `asyncio.Semaphore(concurrency)`, and
 `(position, response)` from a thread-safe queue as each request finishes, so requests keep flowing
 while the caller handles a result. Stopping iteration early cancels the requests still pending.
 
-Retries (ours): 408/409/429 (honouring `retry-after-ms` / `retry-after`, capped at `backoff_max`),
-5xx, timeouts, connection errors and garbage 200s (not JSON, no choices, no content), with capped
-exponential backoff and jitter. Other 4xx fail at once. A request that still fails carries
-`ModelError(type="api")`; the API key is never part of any message, log or repr.
+Retries: `spuriverse.remote`'s policy (408/409/429 honouring `retry-after(-ms)`, 5xx, timeouts,
+connection errors, and here garbage 200s: not JSON, no choices, no content; other 4xx fail at once).
+A request that still fails carries `ModelError(type="api")`; the API key is never part of any
+message, log or repr.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import email.utils
-import json
 import math
 import os
 import queue
-import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion
 
 from spuriverse.models.base import Generation, ModelError, OptionScores, Request
+from spuriverse.remote import Permanent, RemoteFailure, RetryPolicy, Transient, call_async, data_url, openai_transient, retry_after
 from spuriverse.schema import ModelInfo
 
 _Kind = Literal["score", "generate"]
-_R = TypeVar("_R", OptionScores, Generation)
-_RETRY_STATUS = {408, 409, 429}
 NO_LOGPROBS = "endpoint returned no log-probs for the option letters"
 
 
@@ -79,20 +75,8 @@ def answer_logprobs(choice: Any, letters: Sequence[str]) -> dict[str, float] | N
 
 
 def _retry_after(exc: openai.APIStatusError, cap: float) -> float | None:
-    """Server-requested delay in seconds from `retry-after-ms` / `retry-after`, capped."""
-    headers = exc.response.headers
-    try:
-        if (ms := headers.get("retry-after-ms")) is not None:
-            return min(max(float(ms) / 1000.0, 0.0), cap)
-        if (sec := headers.get("retry-after")) is not None:
-            try:
-                val = float(sec)
-            except ValueError:
-                val = email.utils.parsedate_to_datetime(sec).timestamp() - time.time()
-            return min(max(val, 0.0), cap)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return None
+    """Server-requested delay of a status error (see `spuriverse.remote.retry_after`)."""
+    return retry_after(exc.response.headers, cap)
 
 
 class OpenAIBackend:
@@ -130,7 +114,7 @@ class OpenAIBackend:
         # Large chunks keep the window full: each chunk boundary drains the in-flight requests.
         self.chunk_size = chunk_size or 16 * concurrency
         self._gen_logprobs = True  # turned off once the endpoint rejects logprobs for generate
-        self._rng = random.Random(0)
+        self._policy = RetryPolicy(max_retries=max_retries, backoff_base=backoff_base, backoff_max=backoff_max)
         self._scrub = lambda text: text.replace(key, "***")  # the key is kept only by the client
         self._closed = False
         self._loop = asyncio.new_event_loop()
@@ -220,7 +204,7 @@ class OpenAIBackend:
         if req.image is not None:
             url = urls.get(id(req.image.data))
             if url is None:
-                url = f"data:{req.image.mime};base64,{base64.b64encode(req.image.data).decode('ascii')}"
+                url = data_url(req.image.data, req.image.mime)
                 urls[id(req.image.data)] = url
             content.append({"type": "image_url", "image_url": {"url": url}})
         content.append({"type": "text", "text": req.prompt})
@@ -229,13 +213,12 @@ class OpenAIBackend:
 
     # ------------------------------------------------------------------ one request
     async def _one(self, kind: _Kind, req: Request, messages: list[dict[str, Any]]) -> OptionScores | Generation:
-        """One request with our retry policy; API failures become `ModelError(type="api")`."""
+        """One request under `spuriverse.remote`'s retry policy; a final failure becomes `ModelError(type="api")`."""
         cls = OptionScores if kind == "score" else Generation
-        attempts = failures = 0
         async with self._sem:
             t0 = time.perf_counter()
-            while True:
-                attempts += 1
+
+            async def attempt(n: int) -> OptionScores | Generation:
                 want_lp = kind == "score" or self._gen_logprobs
                 params: dict[str, Any] = {
                     "model": self.checkpoint,
@@ -245,38 +228,33 @@ class OpenAIBackend:
                 }
                 if want_lp:
                     params.update(logprobs=True, top_logprobs=self.top_logprobs)
-                delay: float | None = None
                 try:
-                    completion = await self._client.chat.completions.create(**params)
+                    # `chat.completions.create` would re-walk `params` (base64 image included) against
+                    # its TypedDict annotations: ~30% of the client's CPU per request in a py-spy
+                    # profile of bench/api_throughput.py. Ours are plain JSON already, so post them as
+                    # they are; errors, timeouts and response parsing are the client's same path.
+                    completion = await self._client.post("/chat/completions", body=params, cast_to=ChatCompletion)
                     out = self._parse(kind, req, completion)
-                    out.attempts, out.latency_s = attempts, time.perf_counter() - t0
-                    return out
                 except openai.BadRequestError as exc:
                     if kind == "generate" and want_lp and "logprobs" in f"{exc.message} {exc.param}".lower():
-                        self._gen_logprobs = False  # remembered for this instance; not a retry
-                        continue
-                    what = f"HTTP 400 {type(exc).__name__}: {exc.message}"
-                    return self._fail(cls, what, attempts, t0)
-                except openai.APIStatusError as exc:
-                    what = f"HTTP {exc.status_code} {type(exc).__name__}: {exc.message}"
-                    if exc.status_code < 500 and exc.status_code not in _RETRY_STATUS:
-                        return self._fail(cls, what, attempts, t0)
-                    delay = _retry_after(exc, self.backoff_max)
-                except openai.APIConnectionError as exc:  # includes APITimeoutError
-                    what = f"{type(exc).__name__}: {exc.message}"
-                except (_Garbage, openai.APIResponseValidationError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    what = f"invalid response ({type(exc).__name__}: {exc})"
-                failures += 1
-                if failures > self.max_retries:
-                    return self._fail(cls, what, attempts, t0)
-                if delay is None:
-                    delay = min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
-                    delay *= 0.5 + 0.5 * self._rng.random()
-                await asyncio.sleep(delay)
+                        self._gen_logprobs = False  # remembered for this instance; retried free of budget
+                        raise Transient("endpoint rejects logprobs", kind=None) from None
+                    raise Permanent(f"HTTP 400 {type(exc).__name__}: {exc.message}") from None
+                except _Garbage as exc:
+                    raise Transient(f"invalid response ({type(exc).__name__}: {exc})") from None
+                except Exception as exc:
+                    verdict = openai_transient(exc, self.backoff_max)
+                    if verdict is None:
+                        raise
+                    raise verdict from None
+                out.attempts, out.latency_s = n, time.perf_counter() - t0
+                return out
 
-    def _fail(self, cls: type[_R], what: str, attempts: int, t0: float) -> _R:
-        msg = f"{what[:400]} (after {attempts} attempt{'s' if attempts != 1 else ''})"
-        return cls(error=ModelError(self._scrub(msg), type="api"), attempts=attempts, latency_s=time.perf_counter() - t0)
+            try:
+                return await call_async(self._policy, attempt)
+            except RemoteFailure as fail:
+                error = ModelError(self._scrub(fail.message), type="api")
+                return cls(error=error, attempts=fail.attempts, latency_s=time.perf_counter() - t0)
 
     @staticmethod
     def _parse(kind: _Kind, req: Request, completion: Any) -> OptionScores | Generation:

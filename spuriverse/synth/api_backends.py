@@ -2,9 +2,9 @@
 (generate / inpaint).
 
 Both run the requests of one `generate()` call on a thread pool (`concurrency` at a time) and return
-one `SynthResult` per request, in request order. Retries (ours; the clients' own are off): 408/409/
-429 (honouring `retry-after-ms` / `retry-after`), 5xx, timeouts, connection errors and unusable 200s,
-with capped exponential backoff and jitter. Other 4xx fail at once — except a provider content
+one `SynthResult` per request, in request order. Retries: `spuriverse.remote`'s policy (the clients'
+own are off): 408/409/429 (honouring `retry-after(-ms)`), 5xx, timeouts, connection errors and, here,
+unusable 200s. Other 4xx fail at once — except a provider content
 filter, which is `refused` with `safety="provider-filter"` and the provider's own message. The API
 key lives only in the HTTP client and is scrubbed from every message; it is never part of a repr.
 """
@@ -15,12 +15,8 @@ import base64
 import io
 import math
 import os
-import random
-import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from types import SimpleNamespace
 from typing import Any
 
 import httpx2
@@ -28,24 +24,15 @@ import openai
 from openai import OpenAI
 from PIL import Image
 
-from spuriverse.models.openai_api import _retry_after
+from spuriverse.remote import RemoteFailure, RetryPolicy, Transient, call_sync, retry_after, retryable_status
 from spuriverse.synth.base import SynthRequest, SynthResult
 
-_RETRY_STATUS = {408, 409, 429}
 _POLICY_CODES = {"content_policy_violation", "moderation_blocked", "content_filter", "safety_violation"}
 _POLICY_WORDS = ("content policy", "content_policy", "safety system", "moderation", "content filter", "safety policy")
 ASPECT_RATIOS = ("1:1", "16:9", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
 
 
 _Outcome = tuple[str, "Image.Image | None", "str | None", dict]  # (status, image, message, extra)
-
-
-class _Transient(Exception):
-    """A failed attempt worth retrying (`delay`: the server's requested wait, if any)."""
-
-    def __init__(self, what: str, delay: float | None = None) -> None:
-        super().__init__(what)
-        self.what, self.delay = what, delay
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -78,7 +65,7 @@ def _decode(data: bytes) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data)).convert("RGB")
     except Exception as exc:  # noqa: BLE001 - any undecodable payload is a garbage 200
-        raise _Transient(f"invalid image in response ({type(exc).__name__})") from None
+        raise Transient(f"invalid image in response ({type(exc).__name__})") from None
 
 
 class _ImageAPIBackend:
@@ -99,7 +86,7 @@ class _ImageAPIBackend:
         self.max_retries, self.timeout = max_retries, timeout
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self._scrub = lambda text: text.replace(key, "***")  # the key itself is kept only by the client
-        self._rng, self._rng_lock = random.Random(0), threading.Lock()
+        self._policy = RetryPolicy(max_retries=max_retries, backoff_base=backoff_base, backoff_max=backoff_max)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"{self.kind}-synth")
         self._closed = False
 
@@ -128,29 +115,25 @@ class _ImageAPIBackend:
             self._close_client()
 
     def _one(self, req: SynthRequest) -> SynthResult:
-        attempts = failures = 0
         base = self._base_extra(req)
         try:
             payload = self._prepare(req)
         except Exception as exc:  # noqa: BLE001 - a bad request image must not sink the batch
             return self._result("failed", None, f"cannot prepare request: {type(exc).__name__}: {exc}", base, 0)
-        while True:
-            attempts += 1
-            try:
-                status, image, message, extra = self._attempt(req, payload)
-                return self._result(status, image, message, {**base, **extra}, attempts)
-            except _Transient as exc:
-                what, delay = exc.what, exc.delay
-            except Exception as exc:  # noqa: BLE001 - unexpected: record it, never crash the run
-                return self._result("failed", None, f"{type(exc).__name__}: {exc}", base, attempts)
-            failures += 1
-            if failures > self.max_retries:
-                return self._result("failed", None, what, base, attempts)
-            if delay is None:
-                with self._rng_lock:
-                    jitter = 0.5 + 0.5 * self._rng.random()
-                delay = min(self.backoff_max, self.backoff_base * 2 ** (failures - 1)) * jitter
-            time.sleep(delay)
+        tries = 0
+
+        def attempt(n: int) -> SynthResult:
+            nonlocal tries
+            tries = n
+            status, image, message, extra = self._attempt(req, payload)
+            return self._result(status, image, message, {**base, **extra}, n)
+
+        try:
+            return call_sync(self._policy, attempt)
+        except RemoteFailure as fail:
+            return self._result("failed", None, fail.what, base, fail.attempts)
+        except Exception as exc:  # noqa: BLE001 - unexpected: record it, never crash the run
+            return self._result("failed", None, f"{type(exc).__name__}: {exc}", base, tries)
 
     def _result(self, status: str, image: Image.Image | None, message: str | None, extra: dict, attempts: int) -> SynthResult:
         if message is not None:
@@ -163,7 +146,7 @@ class _ImageAPIBackend:
         return SynthResult(status=status, image=image, message=message, safety=safety, extra=extra)  # type: ignore[arg-type]
 
     # subclass hooks: facts recorded for every outcome; the per-request payload (built once); one
-    # attempt -> (status, image, message, extra) or raise _Transient; closing the HTTP client.
+    # attempt -> (status, image, message, extra) or raise Transient; closing the HTTP client.
     def _base_extra(self, req: SynthRequest) -> dict[str, Any]: ...
     def _prepare(self, req: SynthRequest) -> Any: ...
     def _attempt(self, req: SynthRequest, payload: Any) -> _Outcome: ...
@@ -228,26 +211,26 @@ class OpenAIImagesBackend(_ImageAPIBackend):
         except openai.APIStatusError as exc:
             body = exc.body if isinstance(exc.body, dict) else {}
             what = f"HTTP {exc.status_code} {type(exc).__name__}: {body.get('message') or exc.message}"
-            if exc.status_code < 500 and exc.status_code not in _RETRY_STATUS:
+            if not retryable_status(exc.status_code):
                 return "failed", None, what, {}
-            raise _Transient(what, _retry_after(exc, self.backoff_max)) from None
+            raise Transient(what, retry_after(exc.response.headers, self.backoff_max)) from None
         except openai.APIConnectionError as exc:  # includes APITimeoutError
-            raise _Transient(f"{type(exc).__name__}: {exc.message}") from None
+            raise Transient(f"{type(exc).__name__}: {exc.message}") from None
         except (openai.APIResponseValidationError, ValueError, UnicodeDecodeError) as exc:
-            raise _Transient(f"invalid response ({type(exc).__name__})") from None
+            raise Transient(f"invalid response ({type(exc).__name__})") from None
         data = getattr(resp, "data", None)
         if not data:
-            raise _Transient("invalid response (no data)")
+            raise Transient("invalid response (no data)")
         item = data[0]
         if item.b64_json:
             try:
                 raw = base64.b64decode(item.b64_json, validate=True)
             except ValueError:
-                raise _Transient("invalid response (bad base64)") from None
+                raise Transient("invalid response (bad base64)") from None
         elif item.url:
             raw = self._fetch(item.url)
         else:
-            raise _Transient("invalid response (neither b64_json nor url)")
+            raise Transient("invalid response (neither b64_json nor url)")
         extra: dict[str, Any] = {"revised_prompt": item.revised_prompt} if item.revised_prompt else {}
         return "ok", _decode(raw), None, extra
 
@@ -255,9 +238,9 @@ class OpenAIImagesBackend(_ImageAPIBackend):
         try:
             r = self._http.get(url)
         except httpx2.TransportError as exc:
-            raise _Transient(f"fetching the result url: {type(exc).__name__}") from None
+            raise Transient(f"fetching the result url: {type(exc).__name__}") from None
         if r.status_code != 200:
-            raise _Transient(f"fetching the result url: HTTP {r.status_code}")
+            raise Transient(f"fetching the result url: HTTP {r.status_code}")
         return r.content
 
 
@@ -322,16 +305,16 @@ class StabilityBackend(_ImageAPIBackend):
         try:
             r = self._client.post(self._path, data=data, files=files)
         except httpx2.TimeoutException as exc:
-            raise _Transient(f"timeout ({type(exc).__name__})") from None
+            raise Transient(f"timeout ({type(exc).__name__})") from None
         except httpx2.TransportError as exc:
-            raise _Transient(f"connection error ({type(exc).__name__}: {exc})") from None
+            raise Transient(f"connection error ({type(exc).__name__}: {exc})") from None
         if r.status_code != 200:
             name, msg = self._error_of(r)
             what = f"HTTP {r.status_code} {name or 'error'}: {msg}"
             if r.status_code == 403 and ("moderation" in name.lower() or "moderation" in msg.lower()):
                 return "refused", None, msg, {"error_name": name or None}
-            if r.status_code >= 500 or r.status_code in _RETRY_STATUS:
-                raise _Transient(what, _retry_after(SimpleNamespace(response=r), self.backoff_max))  # type: ignore[arg-type]
+            if retryable_status(r.status_code):
+                raise Transient(what, retry_after(r.headers, self.backoff_max))
             return "failed", None, what, {}
         reason = r.headers.get("finish-reason")
         extra: dict[str, Any] = {"finish_reason": reason}
@@ -340,7 +323,7 @@ class StabilityBackend(_ImageAPIBackend):
         if reason == "CONTENT_FILTERED":
             return "refused", None, "the provider's content filter flagged the output (finish-reason: CONTENT_FILTERED)", extra
         if reason == "ERROR":
-            raise _Transient("finish-reason: ERROR")
+            raise Transient("finish-reason: ERROR")
         return "ok", _decode(r.content), None, extra  # we ask for image/*: any other body is garbage (retried)
 
     @staticmethod
