@@ -1,29 +1,7 @@
-"""Atomic file writes: temp file in the same folder, flush, fsync, rename over the target.
-A crash leaves either the old file or the new one, never half of one."""
+"""Atomic file writes (kept for existing imports): see `spuriverse.persist`, the one persistence layer."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
+from spuriverse.persist import atomic_write_bytes, atomic_write_text
 
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+__all__ = ["atomic_write_bytes", "atomic_write_text"]

@@ -28,7 +28,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -36,12 +36,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from spuriverse.atomic import atomic_write_text
 from spuriverse.curate.candidates import ERRORS, JUDGMENTS
 from spuriverse.curate.jsonl import append_jsonl, read_jsonl
 from spuriverse.curate.judge_backends import JudgeRequest, JudgeResult, judge_schema
 from spuriverse.models.base import ImageDecodeError, ImageInput
-from spuriverse.schema import ErrorRecord, Judgment, letters_for
+from spuriverse.persist import atomic_write_jsonl, atomic_write_text
+from spuriverse.schema import ErrorRecord, JudgeSummary, Judgment, letters_for
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -96,44 +96,13 @@ def render_prompt(err: ErrorRecord, template: JudgeTemplate | None = None, *, im
     return t.system, user if image else f"{user}\n\n{t.no_image_note}"
 
 
-@dataclass
-class JudgeSummary:
-    """`judge_summary.json`. `errors`: candidates in errors.jsonl; `cached`: skipped (same judge and
-    prompt, verdict present); `judged` / `failed`: verdicts / failures recorded by this run;
-    `spurious`: verdicts "yes" among all current verdicts of this judge and prompt (cached included);
-    `not_attempted`: left out by `limit`; tokens and `requests` are this run's."""
-
-    judge: str
-    prompt_hash: str
-    errors: int = 0
-    cached: int = 0
-    judged: int = 0
-    failed: int = 0
-    spurious: int = 0
-    not_attempted: int = 0
-    requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    seconds: float = 0.0
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
-
-    def line(self) -> str:
-        return (f"judged {self.judged} ({self.spurious} spurious in all), failed {self.failed}, cached {self.cached} "
-                f"of {self.errors} errors; {self.requests} requests, {self.prompt_tokens} prompt + "
-                f"{self.completion_tokens} completion tokens; judge {self.judge}, prompt {self.prompt_hash}; "
-                f"{self.seconds:.1f} s")
-
-
 def canonicalize_judgments(path: Path) -> None:
     """Rewrite ``judgments.jsonl`` atomically, stably sorted by candidate id (last line still wins)."""
     records = list(read_jsonl(path, Judgment))
     if not records and not path.exists():
         return
     records.sort(key=lambda j: j.candidate_id)
-    atomic_write_text(path, "".join(j.model_dump_json() + "\n" for j in records))
+    atomic_write_jsonl(path, records)
 
 
 def _load_image(curation_dir: Path, err: ErrorRecord, keep_pixels: bool) -> tuple[ImageInput | None, str | None]:

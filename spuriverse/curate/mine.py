@@ -47,20 +47,19 @@ Decisions
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import json
 import re
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from spuriverse.atomic import atomic_write_text
 from spuriverse.curate.candidates import ERRORS
 from spuriverse.curate.jsonl import append_jsonl, read_jsonl
 from spuriverse.eval.parsing import parse_answer
-from spuriverse.schema import MAX_OPTIONS, MIN_OPTIONS, ErrorRecord, letters_for
+from spuriverse.schema import MAX_OPTIONS, MIN_OPTIONS, Agreement, ErrorRecord, MineSummary, letters_for
 
 __all__ = ["ERRORS", "EMPTY_OPTION", "PRESETS", "SUMMARY", "Agreement", "MineSummary", "Preset",
            "candidate_id", "mine_predictions", "row_item"]
@@ -110,49 +109,6 @@ PRESETS: dict[str, Preset] = {
     "generic": Preset(option_columns=_LETTERS, options_column="options", drop_trailing_empty=True,
                       id_column="question_id", image_column="image", category_column="category"),
 }
-
-
-@dataclass
-class Agreement:
-    """Our parser vs the reference's ``parsed`` column (each with its own error rule)."""
-
-    letter_disagreements: int = 0
-    errors_ours: int = 0
-    errors_reference: int = 0
-    errors_only_ours: int = 0
-    errors_only_reference: int = 0
-
-
-@dataclass
-class MineSummary:
-    """`mine_summary.json`: counts over the whole CSV (not only this run's appends)."""
-
-    source: str
-    preset: str
-    source_file: str
-    use_reference_parsed: bool
-    rows: int = 0
-    invalid_rows: int = 0
-    rows_with_empty_options: int = 0
-    errors: int = 0
-    unparsed: int = 0
-    unparsed_errors: int = 0
-    appended: int = 0
-    already_present: int = 0
-    duplicate_ids: int = 0
-    rows_per_category: dict[str, int] = field(default_factory=dict)
-    errors_per_category: dict[str, int] = field(default_factory=dict)
-    agreement: Agreement | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> MineSummary:
-        data = json.loads(text)
-        if data.get("agreement") is not None:
-            data["agreement"] = Agreement(**data["agreement"])
-        return cls(**data)
 
 
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")

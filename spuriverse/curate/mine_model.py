@@ -30,67 +30,26 @@ Decisions
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spuriverse.atomic import atomic_write_bytes, atomic_write_text
 from spuriverse.curate.jsonl import append_jsonl, read_jsonl
 from spuriverse.curate.mine import ERRORS, SUMMARY, candidate_id
 from spuriverse.curate.source import check_same_source, load_source, write_source_spec
 from spuriverse.eval.results import MANIFEST
 from spuriverse.eval.runner import EvalOptions, RunConfigMismatch, run_eval
-from spuriverse.eval.samples import SAMPLES
-from spuriverse.schema import ErrorRecord, Item, RunManifest, Sample, SourceSpec
+from spuriverse.eval.samples import SAMPLES, read_samples
+from spuriverse.persist import atomic_write_bytes, atomic_write_jsonl, atomic_write_text
+from spuriverse.schema import ErrorRecord, Item, ModelMineSummary, RunManifest, SourceSpec
 
 __all__ = ["ANCHORS", "MINE_RUN", "ModelMineSummary", "mine_with_model"]
 
 MINE_RUN, ANCHORS = "mine_run", "anchors"
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif", "image/bmp": "bmp",
         "image/tiff": "tiff"}
-
-
-@dataclass
-class ModelMineSummary:
-    """`mine_summary.json` of a model-mined folder: counts over every sample of the run."""
-
-    source: str
-    dataset: str
-    model: str
-    preset: str | None = None
-    run_dir: str = MINE_RUN
-    items: int = 0
-    answered: int = 0
-    correct: int = 0
-    errors: int = 0
-    unparsed_errors: int = 0
-    failures: int = 0
-    failures_by_type: dict[str, int] = field(default_factory=dict)
-    appended: int = 0
-    already_present: int = 0
-    anchors_restored: int = 0
-    duplicate_ids: int = 0
-    per_source: dict[str, dict[str, int]] = field(default_factory=dict)
-    items_per_category: dict[str, int] = field(default_factory=dict)
-    errors_per_category: dict[str, int] = field(default_factory=dict)
-    failures_per_category: dict[str, int] = field(default_factory=dict)
-    eval_seconds: float = 0.0
-    seconds: float = 0.0
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
-
-
-def _stream_samples(path: Path):
-    """Samples of the (canonical) samples.jsonl, one line at a time."""
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield Sample.model_validate_json(line)
 
 
 def _record(cid: str, spec: SourceSpec, item: Item, wrong: tuple[str | None, str | None], image: str | None):
@@ -128,7 +87,7 @@ def _canonicalize(path: Path, order: list[str]) -> bool:
     records = list(read_jsonl(path, ErrorRecord))
     known = sorted((r for r in records if r.candidate_id in rank), key=lambda r: rank[r.candidate_id])
     ordered = known + [r for r in records if r.candidate_id not in rank]
-    atomic_write_bytes(path, b"".join(r.model_dump_json().encode() + b"\n" for r in ordered))
+    atomic_write_jsonl(path, ordered)
     return True
 
 
@@ -172,7 +131,7 @@ def mine_with_model(spec: SourceSpec, model: str, out_dir: str | Path, *, batch_
     fail_cat: Counter[str] = Counter()
     fail_type: Counter[str] = Counter()
     per_source: dict[str, Counter[str]] = {}
-    for s in _stream_samples(run_dir / SAMPLES):
+    for s in read_samples(run_dir / SAMPLES):
         summary.items += 1
         items_cat[s.category] += 1
         src = per_source.setdefault(s.source_benchmark, Counter())

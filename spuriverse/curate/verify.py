@@ -12,7 +12,6 @@ candidate is kept when any (or all) models' gap exceeds the threshold.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -21,9 +20,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from spuriverse.atomic import atomic_write_bytes, atomic_write_text
 from spuriverse.curate.candidates import accepted_candidates
-from spuriverse.schema import Candidate, ModelGap, Sample, SynthProvenance, Verification
+from spuriverse.persist import atomic_write_bytes, atomic_write_json, atomic_write_jsonl
+from spuriverse.schema import Candidate, ModelGap, Sample, SynthProvenance, Verification, VerifyStageSummary
 
 VERIFICATION, SUMMARY = "verification.jsonl", "verify_summary.json"
 VERIFY_DIR = "verify"
@@ -220,9 +219,10 @@ def verify(curation_dir: str | Path, opts: VerifyOptions) -> VerifySummary:
             confidence=opts.confidence, n_bootstrap=opts.n_bootstrap, seed=opts.seed, per_model=per_model,
             kept=any(passes) if opts.policy == "any" else all(passes),
         ))
-    atomic_write_text(curation_dir / VERIFICATION, "".join(v.model_dump_json() + "\n" for v in out))
+    atomic_write_jsonl(curation_dir / VERIFICATION, out)
     summary = summarize(out, opts, n_items, fingerprint)
-    atomic_write_text(curation_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    VerifyStageSummary.model_validate(summary)  # the file format is a schema model; the bytes stay the dict's
+    atomic_write_json(curation_dir / SUMMARY, summary)
     return VerifySummary(out, n_items, summary)
 
 

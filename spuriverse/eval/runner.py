@@ -209,7 +209,7 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
     run_dir = Path(opts.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = _check_config(run_dir, config)
-    done = {sample_key(s) for s in read_run_samples(run_dir, repair=True)}
+    done = {sample_key(s) for s in read_run_samples(run_dir)}
     limit = len(bench) if opts.limit is None else min(opts.limit, len(bench))
 
     def keys(item: Item) -> list[tuple[str, int | None]]:
@@ -296,7 +296,7 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
     if not opts.score:  # memory stays flat in benchmark size: no sample is held
         canonicalize_in_place(run_dir)
         return None
-    samples = read_run_samples(run_dir, repair=True)
+    samples = read_run_samples(run_dir)
     write_canonical(run_dir, samples)
     timings["total_s"] = time.perf_counter() - t_start
     timings["processes"] = world

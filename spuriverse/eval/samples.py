@@ -1,26 +1,36 @@
-"""`samples.jsonl`: appended and flushed one line per finished sample; safe to kill at any time.
+"""`samples.jsonl`: one durable line per finished sample; safe to kill at any time.
 
-A process killed mid-write leaves at most one partial last line: reading repairs it (truncates the
-partial line) and the sample is simply redone. A malformed line anywhere else is an error, never
+Written through `spuriverse.persist` (the one persistence rule): every sample is written, flushed
+and fsynced before the next one starts, so a killed run keeps every finished sample. A kill
+mid-write leaves at most one partial last line: readers skip it, the next writer to open the file
+repairs it, and the sample is simply redone. A malformed line anywhere else is an error, never
 silently dropped.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
 
-from pydantic import ValidationError
-
+from spuriverse.persist import (
+    JsonlAppender,
+    JsonlFileError,
+    atomic_write_jsonl,
+    atomic_writer,
+    iter_complete_lines,
+    parse_jsonl_line,
+    repair_torn_tail,
+)
 from spuriverse.schema import Sample
 
 SAMPLES = "samples.jsonl"
 SampleKey = tuple[str, int | None]
 
+# The persist layer's repair, under the name this module has always exported.
+repair_tail = repair_torn_tail
 
-class SamplesFileError(ValueError):
+
+class SamplesFileError(JsonlFileError):
     pass
 
 
@@ -32,109 +42,66 @@ def _order_key(s: Sample) -> tuple[int, int]:
     return (s.index, -1 if s.rotation is None else s.rotation)
 
 
-def repair_tail(path: Path) -> int:
-    """Drop a trailing partial line left by a killed writer; return the bytes removed."""
-    if not path.exists():
-        return 0
-    with open(path, "rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size == 0:
-            return 0
-        f.seek(max(0, size - 1))
-        if f.read(1) == b"\n":
-            return 0
-        # Scan back to the last newline.
-        pos = size
-        while pos > 0:
-            step = min(65536, pos)
-            f.seek(pos - step)
-            chunk = f.read(step)
-            nl = chunk.rfind(b"\n")
-            if nl >= 0:
-                keep = pos - step + nl + 1
-                break
-            pos -= step
-        else:
-            keep = 0
-        f.truncate(keep)
-        return size - keep
+def _lines(path: Path) -> Iterator[tuple[int, int, Sample]]:
+    """``(byte offset, line length, sample)`` of every complete line of one file."""
+    for line_no, offset, line in iter_complete_lines(path):
+        yield offset, len(line), parse_jsonl_line(path, line_no, line, Sample, what="sample", error=SamplesFileError)
 
 
 def read_samples(path: Path, *, repair: bool = False) -> Iterator[Sample]:
-    """Validated samples of one file (missing file = none)."""
-    if not path.exists():
-        return
+    """Validated samples of one file (missing file = none; a trailing partial line is skipped).
+    `repair`: first drop that partial line from the file, as the next writer would."""
     if repair:
-        repair_tail(path)
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield Sample.model_validate_json(line)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "line"
-                raise SamplesFileError(f"{path}:{line_no}: invalid sample ({where}: {first['msg']})") from None
+        repair_torn_tail(path)
+    for _, _, s in _lines(path):
+        yield s
 
 
 def shard_files(run_dir: Path) -> list[Path]:
     return sorted(run_dir.glob("samples.rank*.jsonl"))
 
 
+def _run_files(run_dir: Path) -> list[Path]:
+    return [run_dir / SAMPLES, *shard_files(run_dir)]
+
+
+def _check_new(seen: set[SampleKey], s: Sample, path: Path) -> None:
+    k = sample_key(s)
+    if k in seen:
+        raise SamplesFileError(f"{path}: duplicate sample for item {s.item_id!r} rotation {s.rotation}")
+    seen.add(k)
+
+
 def read_run_samples(run_dir: Path, *, repair: bool = False) -> list[Sample]:
     """All samples of a run folder (main file + unmerged per-rank shards), duplicates rejected."""
     seen: set[SampleKey] = set()
     out = []
-    for path in [run_dir / SAMPLES, *shard_files(run_dir)]:
+    for path in _run_files(run_dir):
         for s in read_samples(path, repair=repair):
-            k = sample_key(s)
-            if k in seen:
-                raise SamplesFileError(f"{path}: duplicate sample for item {s.item_id!r} rotation {s.rotation}")
-            seen.add(k)
+            _check_new(seen, s, path)
             out.append(s)
     return out
 
 
-class SampleWriter:
-    """Append-only writer: one JSON line per sample, flushed immediately."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._f: IO[str] = open(path, "a", encoding="utf-8")
+class SampleWriter(JsonlAppender):
+    """Append-only writer: one JSON line per sample, durable (fsynced) before `write` returns."""
 
     def write(self, sample: Sample) -> None:
-        self._f.write(sample.model_dump_json() + "\n")
-        self._f.flush()
+        self.append(sample)
 
-    def close(self) -> None:
-        self._f.close()
 
-    def __enter__(self) -> SampleWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def _drop_shards(run_dir: Path) -> None:
+    for shard in shard_files(run_dir):
+        shard.unlink()
 
 
 def write_canonical(run_dir: Path, samples: Iterable[Sample]) -> Path:
     """Atomically rewrite `samples.jsonl` in benchmark order (index, rotation) and remove merged
     shards, so identical runs give identical files whatever the completion order or process count."""
-    ordered = sorted(samples, key=_order_key)
     target = run_dir / SAMPLES
-    tmp = run_dir / (SAMPLES + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for s in ordered:
-            f.write(s.model_dump_json() + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    for shard in shard_files(run_dir):
-        shard.unlink()
+    atomic_write_jsonl(target, sorted(samples, key=_order_key))
+    _drop_shards(run_dir)
     return target
-
-
 
 
 def canonicalize_in_place(run_dir: Path) -> Path:
@@ -142,43 +109,26 @@ def canonicalize_in_place(run_dir: Path) -> Path:
     memory, e.g. mining a whole source benchmark): every line is validated once and only its order
     key and byte range are kept; the lines are then copied in benchmark order. Same bytes as
     `write_canonical(run_dir, read_run_samples(run_dir))`."""
-    files = [run_dir / SAMPLES, *shard_files(run_dir)]
+    files = _run_files(run_dir)
     seen: set[SampleKey] = set()
     spans: list[tuple[tuple[int, int], int, int, int]] = []
     for fi, path in enumerate(files):
-        if not path.exists():
-            continue
-        repair_tail(path)
-        with open(path, "rb") as f:
-            offset = 0
-            for line_no, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        s = Sample.model_validate_json(line)
-                    except ValidationError as exc:
-                        raise SamplesFileError(f"{path}:{line_no}: invalid sample ({exc.errors()[0]['msg']})") from None
-                    if sample_key(s) in seen:
-                        raise SamplesFileError(f"{path}: duplicate sample for item {s.item_id!r} rotation {s.rotation}")
-                    seen.add(sample_key(s))
-                    spans.append((_order_key(s), fi, offset, len(line.rstrip(b"\n"))))
-                offset += len(line)
+        for offset, length, s in _lines(path):
+            _check_new(seen, s, path)
+            spans.append((_order_key(s), fi, offset, length))
     spans.sort()
-    target, tmp = run_dir / SAMPLES, run_dir / (SAMPLES + ".tmp")
+    target = run_dir / SAMPLES
     handles = [open(p, "rb") if p.exists() else None for p in files]
     try:
-        with open(tmp, "wb") as out:
+        with atomic_writer(target) as out:
             for _, fi, offset, length in spans:
                 f = handles[fi]
                 assert f is not None
                 f.seek(offset)
                 out.write(f.read(length) + b"\n")
-            out.flush()
-            os.fsync(out.fileno())
     finally:
         for f in handles:
             if f is not None:
                 f.close()
-    os.replace(tmp, target)
-    for shard in shard_files(run_dir):
-        shard.unlink()
+    _drop_shards(run_dir)
     return target

@@ -2,7 +2,8 @@
 
 `spuriverse schema --out DIR` exports them as JSON Schema; the exported copies live in
 `spuriverse/schemas/` and a test keeps them in sync with these classes. Submodules: `core` (items,
-samples, runs), `leaderboard`, `build` (the curation folder and image provenance).
+samples, runs), `leaderboard`, `curate` (the curation folder and image provenance), `summaries` (the
+stage summaries, ``*_summary.json``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from spuriverse.schema.core import *  # noqa: F403
+from spuriverse.schema.core import Item, RunConfig, RunManifest, RunResult, Sample
 from spuriverse.schema.curate import *  # noqa: F403
 from spuriverse.schema.curate import (
     Candidate,
@@ -23,10 +26,10 @@ from spuriverse.schema.curate import (
     SynthProvenance,
     Verification,
 )
-from spuriverse.schema.core import *  # noqa: F403
-from spuriverse.schema.core import Item, RunConfig, RunManifest, RunResult, Sample
 from spuriverse.schema.leaderboard import *  # noqa: F403
 from spuriverse.schema.leaderboard import BenchmarkRecord, Leaderboard
+from spuriverse.schema.summaries import *  # noqa: F403
+from spuriverse.schema.summaries import JudgeSummary, MineSummary, ModelMineSummary, VerifyStageSummary
 
 EXPORTED: dict[str, type[BaseModel]] = {
     "item": Item,
@@ -44,6 +47,10 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "source_spec": SourceSpec,
     "judge_output": JudgeOutput,
     "verification": Verification,
+    "mine_summary": MineSummary,
+    "model_mine_summary": ModelMineSummary,
+    "judge_summary": JudgeSummary,
+    "verify_summary": VerifyStageSummary,
 }
 
 

@@ -1,0 +1,194 @@
+"""The one persistence layer: every JSON / JSONL file spuriverse writes goes through here.
+
+One rule for every file, whichever stage owns it:
+
+- **Durable append** (`JsonlAppender`, `append_jsonl`): each record is written as one line, then
+  flushed and fsynced before `append` returns. A killed (or power-cut) run keeps every record whose
+  `append` returned; at most the line being written is lost. A batch (`append_many`) is fsynced once,
+  after its last line. The cost (one fsync per finished sample or verdict) is small next to the model
+  call that produced the record.
+- **Repair of a torn last line** happens in one place: when a file is opened for appending
+  (`repair_torn_tail`). Readers never modify a file; they skip a trailing partial line (a writer may
+  still be writing it) and treat a malformed line anywhere else as an error naming file and line.
+- **Atomic rewrite** (`atomic_write_bytes`, `atomic_writer`, ...): a temporary file in the same folder,
+  flushed, fsynced and renamed over the target with `os.replace`. A crash leaves the old file or the
+  new one, never half of one.
+
+This module sits at the bottom of the layers (beside `schema`) and imports nothing from spuriverse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+__all__ = ["JsonlAppender", "JsonlFileError", "append_jsonl", "atomic_write_bytes", "atomic_write_json",
+           "atomic_write_jsonl", "atomic_write_text", "atomic_writer", "iter_complete_lines", "parse_jsonl_line",
+           "read_jsonl", "repair_torn_tail"]
+
+
+class JsonlFileError(ValueError):
+    """A malformed line in a JSONL file (not the trailing partial one)."""
+
+
+# --- atomic rewrite -------------------------------------------------------------------------------
+
+
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file that replaces `path` atomically when the block ends without an exception."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` atomically."""
+    with atomic_writer(path) as f:
+        f.write(data)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace `path` with UTF-8 `text` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_jsonl(path: Path, records: Iterable[BaseModel]) -> None:
+    """Replace `path` with one compact JSON line per record, atomically (streams the records)."""
+    with atomic_writer(path) as f:
+        for r in records:
+            f.write(r.model_dump_json().encode("utf-8") + b"\n")
+
+
+def atomic_write_json(path: Path, data: Any, *, sort_keys: bool = False) -> None:
+    """Replace `path` with `data` as indented JSON (``json.dumps(indent=2)`` + newline), atomically."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
+
+
+# --- torn tails and appends -----------------------------------------------------------------------
+
+
+def _truncate_torn_tail(f: IO[bytes]) -> int:
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return 0
+    f.seek(size - 1)
+    if f.read(1) == b"\n":
+        return 0
+    pos, keep = size, 0
+    while pos > 0:  # scan back, a chunk at a time, to the last newline
+        step = min(65536, pos)
+        f.seek(pos - step)
+        nl = f.read(step).rfind(b"\n")
+        if nl >= 0:
+            keep = pos - step + nl + 1
+            break
+        pos -= step
+    f.truncate(keep)
+    f.seek(0, os.SEEK_END)
+    return size - keep
+
+
+def repair_torn_tail(path: Path) -> int:
+    """Drop a trailing partial line left by a killed writer; return the bytes removed (0 if none or
+    no file). Called when a file is opened for appending; readers never call it."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    with open(path, "rb+") as f:
+        return _truncate_torn_tail(f)
+
+
+class JsonlAppender:
+    """Durable JSONL appender: repairs a torn last line at open, then writes, flushes and fsyncs
+    every record (`append`) or batch (`append_many`) before returning."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f: IO[bytes] = open(self.path, "ab+")
+        _truncate_torn_tail(self._f)
+
+    def append_many(self, records: Iterable[BaseModel]) -> None:
+        """Append the records, then flush and fsync once."""
+        for r in records:
+            self._f.write(r.model_dump_json().encode("utf-8") + b"\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def append(self, record: BaseModel) -> None:
+        """Append one record durably."""
+        self.append_many((record,))
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def append_jsonl(path: Path, record: BaseModel) -> None:
+    """Append one record durably (open, repair a torn tail, write, fsync, close)."""
+    with JsonlAppender(path) as a:
+        a.append(record)
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+def iter_complete_lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    """``(line_no, byte_offset, line)`` of every complete, non-blank line of `path` (the newline
+    stripped); a trailing partial line is skipped, a missing file has none. Streams."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, "rb") as f:
+        offset = 0
+        for line_no, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                return  # a partial last line: still being written, or torn by a kill
+            if line.strip():
+                yield line_no, offset, line[:-1]
+            offset += len(line)
+
+
+def parse_jsonl_line(path: Path, line_no: int, line: bytes, model: type[M], *, what: str | None = None,
+                     error: type[JsonlFileError] = JsonlFileError) -> M:
+    """Validate one line as `model`; a bad line raises `error` naming file, line and field."""
+    try:
+        return model.model_validate_json(line)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "line"
+        raise error(f"{path}:{line_no}: invalid {what or model.__name__} ({where}: {first['msg']})") from None
+
+
+def read_jsonl(path: Path, model: type[M], *, what: str | None = None,
+               error: type[JsonlFileError] = JsonlFileError) -> Iterator[M]:
+    """Validated records of a JSONL file (missing file = none; a trailing partial line is skipped)."""
+    for line_no, _, line in iter_complete_lines(path):
+        yield parse_jsonl_line(path, line_no, line, model, what=what, error=error)
