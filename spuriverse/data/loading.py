@@ -44,6 +44,7 @@ class LoadedItem:
     item: Item
     image: ImageInput | None
     image_error: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)  # a long row's non-Item columns, raw (image cells undecoded)
 
 
 @dataclass
@@ -155,7 +156,13 @@ class Benchmark:
             if self.layout == "wide" and "image" not in cols:
                 raise BenchmarkError(f"{source}: wide layout (spurious_group_* columns) without an 'image' column")
             self.image_columns = [c for c in ["image", *self._wide_cols] if c in cols]
-        for c in self.image_columns:
+        # Every Image column stays encoded (the item image and any extra one, such as a mask): only the
+        # item image is ever decoded, one item at a time.
+        self._image_feature_columns = [
+            c for c, f in (dataset.features or {}).items()
+            if isinstance(f, datasets.Image) or isinstance(getattr(f, "feature", None), datasets.Image)
+        ]
+        for c in dict.fromkeys([*self.image_columns, *self._image_feature_columns]):
             feat = dataset.features.get(c) if dataset.features is not None else None
             if isinstance(feat, datasets.Image):
                 dataset = dataset.cast_column(c, datasets.Image(decode=False))
@@ -163,6 +170,11 @@ class Benchmark:
                 dataset = dataset.cast_column(c, datasets.List(datasets.Image(decode=False)))
         self.dataset = dataset
         self._columns = cols
+        # Long-layout columns that are not Item fields (e.g. a generator's metadata and masks): kept, not
+        # validated, handed to callers as `LoadedItem.extras`; evaluation ignores them.
+        self.extra_columns: list[str] = (
+            [c for c in cols if c not in Item.model_fields and c != "image"] if mapping is None and not self._wide_cols else []
+        )
         self._present: list[list[str]] = []  # per wide row: the spurious_group_k columns holding an image
         self._scan = self._validate_and_fingerprint()
 
@@ -172,7 +184,8 @@ class Benchmark:
         ds = self.dataset
         if not with_images and self.image_columns:
             # Columnar sources skip the image bytes entirely: metadata passes stay cheap.
-            ds = ds.select_columns([c for c in self._columns if c not in self.image_columns])
+            skip = {*self.image_columns, *self._image_feature_columns}
+            ds = ds.select_columns([c for c in self._columns if c not in skip])
         row_no = 0
         for batch in ds.iter(batch_size=_BATCH):
             keys = list(batch)
@@ -180,14 +193,15 @@ class Benchmark:
                 yield row_no, dict(zip(keys, values))
                 row_no += 1
 
-    def _row_items(self, with_images: bool = True) -> Iterator[tuple[Item, Any]]:
-        """(item, raw image cell) in benchmark order (cell None when `with_images` is False)."""
+    def _row_items(self, with_images: bool = True) -> Iterator[tuple[Item, Any, dict[str, Any]]]:
+        """(item, raw image cell, extra columns) in benchmark order (cell None when `with_images` is False;
+        extras empty except for long-layout rows with `extra_columns`)."""
         mapping = self.mapping
         for row_no, row in self._rows(with_images):
             if mapping is not None:
-                yield mapped_item(row_no, row, mapping, self.source_name or ""), row.get(mapping.image)
+                yield mapped_item(row_no, row, mapping, self.source_name or ""), row.get(mapping.image), {}
             elif self.layout == "long":
-                yield long_item(row_no, row), row.get("image")
+                yield long_item(row_no, row), row.get("image"), {c: row[c] for c in self.extra_columns if c in row}
             else:
                 if with_images:
                     present = [c for c in self._wide_cols if _has_image(row.get(c))]
@@ -196,7 +210,7 @@ class Benchmark:
                 else:
                     present = self._present[row_no]
                 for wi in wide_items(row_no, row, present, self.side_table):
-                    yield wi.item, row.get(wi.image_column)
+                    yield wi.item, row.get(wi.image_column), {}
 
     def _image_bytes(self, cell: Any) -> bytes | None:
         if isinstance(cell, list):  # a list of images (e.g. SEED-Bench video frames): the first one
@@ -225,7 +239,7 @@ class Benchmark:
         """One pass: every row validated (a bad row fails now, before any model loads), counts,
         and an order-independent fingerprint over ids, questions, options, answers, image bytes."""
         scan, seen, digests = _Scan(), {}, []
-        for index, (item, cell) in enumerate(self._row_items()):
+        for index, (item, cell, _) in enumerate(self._row_items()):
             if item.item_id in seen:
                 raise BenchmarkError(
                     f"item {index}: duplicate item_id {item.item_id!r} (first at item {seen[item.item_id]})"
@@ -278,7 +292,7 @@ class Benchmark:
 
     def items(self) -> Iterator[Item]:
         """Items without images (cheap: image columns are not read)."""
-        for item, _ in self._row_items(with_images=False):
+        for item, _, _ in self._row_items(with_images=False):
             yield item
 
     def iter_items(
@@ -287,17 +301,17 @@ class Benchmark:
         """Items in benchmark order with validated images; items `want` rejects are skipped before
         their image is decoded. A missing or corrupt image becomes `image_error`, never a crash.
         `keep_pixels=False` keeps only the encoded bytes (memory for API backends)."""
-        for index, (item, cell) in enumerate(self._row_items()):
+        for index, (item, cell, extras) in enumerate(self._row_items()):
             if want is not None and not want(index, item):
                 continue
             data = self._image_bytes(cell)
             if data is None:
-                yield LoadedItem(index, item, None, "image missing or unreadable")
+                yield LoadedItem(index, item, None, "image missing or unreadable", extras)
                 continue
             try:
-                yield LoadedItem(index, item, ImageInput.from_bytes(data, keep_pixels))
+                yield LoadedItem(index, item, ImageInput.from_bytes(data, keep_pixels), extras=extras)
             except ImageDecodeError as exc:
-                yield LoadedItem(index, item, None, str(exc))
+                yield LoadedItem(index, item, None, str(exc), extras)
 
 
 def load_benchmark(
