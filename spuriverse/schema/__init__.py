@@ -2,7 +2,7 @@
 
 `spuriverse schema --out DIR` exports them as JSON Schema; the exported copies live in
 `spuriverse/schemas/` and a test keeps them in sync with these classes. Submodules: `core` (items,
-samples, runs), `leaderboard`, `build` (the curation folder and image provenance).
+samples, runs), `leaderboard`, `build` (the curation folder and image provenance), `train` (`train.json`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from spuriverse.schema.core import *  # noqa: F403
 from spuriverse.schema.core import Item, RunConfig, RunManifest, RunResult, Sample
 from spuriverse.schema.leaderboard import *  # noqa: F403
 from spuriverse.schema.leaderboard import BenchmarkRecord, Leaderboard
+from spuriverse.schema.train import TrainManifest
 
 EXPORTED: dict[str, type[BaseModel]] = {
     "item": Item,
@@ -44,6 +45,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "source_spec": SourceSpec,
     "judge_output": JudgeOutput,
     "verification": Verification,
+    "train_manifest": TrainManifest,
 }
 
 
