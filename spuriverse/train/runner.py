@@ -236,7 +236,7 @@ def _save_final(trainer: Any, model: Any, backend: Any, opts: TrainOptions) -> s
 
 def run_train(opts: TrainOptions) -> TrainManifest | None:
     """Train (or resume) into `opts.out`; returns the manifest (None on non-main processes)."""
-    from transformers import ProgressCallback
+    from transformers import PrinterCallback, ProgressCallback
 
     from spuriverse.train.batching import Batcher, ExampleDataset
     from spuriverse.train.checkpoints import CompletionMarker, last_complete_checkpoint
@@ -302,8 +302,9 @@ def run_train(opts: TrainOptions) -> TrainManifest | None:
         callbacks=[CompletionMarker(), EpochSetter(dataset)], vocab_weight=opts.vocab_weight,
         eval_collator=batcher.eval_batch,
     )
+    for cb in (ProgressCallback, PrinterCallback):  # one dict printed per step: replaced by a bar postfix
+        trainer.remove_callback(cb)
     if opts.progress:
-        trainer.remove_callback(ProgressCallback)
         trainer.add_callback(QuietProgress())
     resume = last_complete_checkpoint(opts.out / CHECKPOINTS, log=_log if is_main else (lambda m: None))
     args.distributed_state.wait_for_everyone()  # nobody resumes while rank 0 sets a checkpoint aside
