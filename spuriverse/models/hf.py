@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from spuriverse.models.adapters import adapter_base, load_adapter_model, load_processor
 from spuriverse.models.base import Generation, ModelError, ModelLoadError, OptionScores, Request
 from spuriverse.schema import ModelInfo
 
@@ -56,10 +57,16 @@ class HFBackend:
         self.system_prompt = system_prompt
         self.batch_size = batch_size
         try:
-            self.processor = AutoProcessor.from_pretrained(checkpoint, revision=revision, padding_side="left")
-            model = AutoModelForImageTextToText.from_pretrained(
-                checkpoint, revision=revision, dtype=_DTYPES[name], device_map=device_map
-            )
+            adapter = adapter_base(checkpoint)
+            if adapter is not None:  # a peft adapter folder: its base + the adapter, merged
+                self.processor = load_processor(checkpoint, *adapter, padding_side="left")
+                model = load_adapter_model(checkpoint, *adapter, dtype=_DTYPES[name], device_map=device_map)
+                revision = revision or adapter[1]
+            else:
+                self.processor = AutoProcessor.from_pretrained(checkpoint, revision=revision, padding_side="left")
+                model = AutoModelForImageTextToText.from_pretrained(
+                    checkpoint, revision=revision, dtype=_DTYPES[name], device_map=device_map
+                )
         except (OSError, ValueError) as exc:
             raise ModelLoadError(
                 f"cannot load model {checkpoint!r}: {str(exc).splitlines()[0]} Without hub access, pass a local "

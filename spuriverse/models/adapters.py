@@ -1,0 +1,57 @@
+"""peft adapter folders (`adapter_config.json`, e.g. from `spuriverse train --lora`) as models:
+the base named in the adapter's config is loaded, the adapter applied through peft and merged
+in memory (inference then runs at the base model's speed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from spuriverse.models.base import ModelLoadError
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def adapter_base(checkpoint: str) -> tuple[str, str | None] | None:
+    """(base model, base revision) when `checkpoint` is a local adapter folder, else None."""
+    path = Path(checkpoint).expanduser() / ADAPTER_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        cfg = json.loads(path.read_text("utf-8"))
+    except ValueError as exc:
+        raise ModelLoadError(f"{path}: not valid JSON ({exc})") from None
+    base = cfg.get("base_model_name_or_path")
+    if not base:
+        raise ModelLoadError(f"{path} names no base model (base_model_name_or_path)")
+    return str(base), cfg.get("revision")
+
+
+def load_adapter_model(checkpoint: str, base: str, revision: str | None, **kwargs: Any) -> Any:
+    """Base (through `AutoModelForImageTextToText`) + adapter (peft), merged."""
+    from transformers import AutoModelForImageTextToText
+
+    try:
+        from peft import PeftModel
+    except ImportError as exc:  # pragma: no cover - peft is a dependency
+        raise ModelLoadError(f"{checkpoint} is a peft adapter folder; install peft to load it") from exc
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(base, revision=revision, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"{checkpoint} is a LoRA adapter for the base model {base!r} (adapter_config.json), which cannot be "
+            f"loaded: {str(exc).splitlines()[0]} Put the base model back at that path (or pass a merged model "
+            "folder, `spuriverse train --merge`)."
+        ) from exc
+    return PeftModel.from_pretrained(model, checkpoint).merge_and_unload()
+
+
+def load_processor(checkpoint: str, base: str, revision: str | None, **kwargs: Any) -> Any:
+    """The adapter folder's own processor (`spuriverse train` saves it there), else the base's."""
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(checkpoint, **kwargs)
+    except (OSError, ValueError, TypeError):
+        return AutoProcessor.from_pretrained(base, revision=revision, **kwargs)

@@ -1,0 +1,81 @@
+"""The HF `Trainer`, taught our two objectives, option-accuracy validation, and quiet progress."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import ProgressCallback, Trainer, TrainerCallback
+
+from spuriverse.train.batching import completion_loss, option_loss
+
+
+class SpuriTrainer(Trainer):
+    """`compute_loss`: per-example losses (option letters or target tokens) averaged over the
+    batch, so a batch of 2k equals two accumulated batches of k and two processes of k each.
+    `prediction_step`: validation scores choice items exactly like the log-prob scorer."""
+
+    def __init__(self, *args: Any, vocab_weight: float = 0.0, eval_collator: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.vocab_weight = vocab_weight
+        self.eval_collator = eval_collator
+        # Our loss is already a per-example mean: the Trainer divides by the accumulation steps.
+        self.model_accepts_loss_kwargs = False
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        losses, letters = [], None
+        if "choice" in inputs:
+            loss, letters = option_loss(model, inputs["choice"], self.vocab_weight)
+            losses.append(loss)
+        if "lm" in inputs:
+            losses.append(completion_loss(model, inputs["lm"]))
+        total = torch.cat(losses).sum() / inputs["n"]
+        return (total, {"logits": letters}) if return_outputs else total
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        # Validation batches are choice items in their own option order (the train collator shuffles).
+        train_collator, self.data_collator = self.data_collator, self.eval_collator or self.data_collator
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.data_collator = train_collator
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss, out = self.compute_loss(model, inputs, return_outputs=True)
+        return loss.detach(), out["logits"].detach(), inputs["choice"]["answer_index"]
+
+
+def accuracy(pred) -> dict[str, float]:
+    """Top letter == answer; ties go to the earliest letter (argmax), as in the scorer."""
+    logits, labels = pred.predictions, pred.label_ids
+    return {"accuracy": float(np.mean(np.argmax(logits, axis=-1) == labels)), "n": float(len(labels))}
+
+
+class EpochSetter(TrainerCallback):
+    """Tells the dataset which epoch runs, so the option shuffle differs per epoch yet is the
+    same after a resume."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.dataset.set_epoch(math.floor(round(state.epoch or 0.0, 6)))
+        return control
+
+
+class QuietProgress(ProgressCallback):
+    """The Trainer's bar, with the loss as a postfix instead of one printed dict per step;
+    validation results are printed once each."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or self.training_bar is None or not logs:
+            return
+        if "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", epoch=f"{logs.get('epoch', 0):.2f}")
+        if "eval_accuracy" in logs:
+            self.training_bar.write(f"step {state.global_step} (epoch {logs.get('epoch', 0):.2f}): val accuracy "
+                                    f"{logs['eval_accuracy']:.4f}, val loss {logs.get('eval_loss', float('nan')):.4f}")
