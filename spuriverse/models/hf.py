@@ -44,7 +44,9 @@ class HFBackend:
         system_prompt: str = "prepend",
         prompt_format: str | None = None,
     ) -> None:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText
+
+        from spuriverse.models.hf_compat import load_processor
 
         if system_prompt not in ("role", "prepend") or prompt_format not in (None, "chat", "raw"):
             raise ValueError("system_prompt must be role|prepend and prompt_format chat|raw")
@@ -56,7 +58,7 @@ class HFBackend:
         self.system_prompt = system_prompt
         self.batch_size = batch_size
         try:
-            self.processor = AutoProcessor.from_pretrained(checkpoint, revision=revision, padding_side="left")
+            self.processor = load_processor(checkpoint, revision=revision, padding_side="left")
             model = AutoModelForImageTextToText.from_pretrained(
                 checkpoint, revision=revision, dtype=_DTYPES[name], device_map=device_map
             )
@@ -120,7 +122,7 @@ class HFBackend:
             raise ValueError("a batch mixes requests with and without images")
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         if images:
-            kwargs["images"] = images
+            kwargs["images"] = [[im] for im in images]  # one list per prompt (Mllama, Gemma 3 need it)
         batch = self._processor()(**kwargs)
         # Some processors (PaliGemma) also return training labels: the forward would compute a loss.
         return {k: (v.to(self.model.device) if hasattr(v, "to") else v) for k, v in batch.items() if k != "labels"}
