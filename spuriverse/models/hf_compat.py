@@ -31,11 +31,11 @@ def video_stand_in_installed() -> bool:
     import transformers.processing_utils as pu
 
     try:
-        getattr(pu.transformers_module, "VideoProcessorMixin")
+        pu.transformers_module.VideoProcessorMixin
     except (AttributeError, ImportError):
         pu.transformers_module.VideoProcessorMixin = ImageOnlyVideoProcessor
         return True
-    return getattr(pu.transformers_module, "VideoProcessorMixin") is ImageOnlyVideoProcessor
+    return pu.transformers_module.VideoProcessorMixin is ImageOnlyVideoProcessor
 
 
 def load_processor(checkpoint: str, **kwargs: Any) -> Any:
