@@ -43,9 +43,14 @@ def _corpus() -> list[str]:
     return _CORPUS + templates * 5
 
 
-def build_tokenizer(extra_special: list[str] | None = None, vocab_size: int = 400) -> PreTrainedTokenizerFast:
-    """A byte-level BPE trained in-process; option letters with and without a space are single tokens."""
-    special = ["<pad>", "<s>", "</s>", "<unk>", "<image>"] + list(extra_special or [])
+def build_tokenizer(extra_special: list[str] | None = None, vocab_size: int = 400,
+                    image_token: str = "<image>", named: dict[str, str] | None = None) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained in-process; option letters with and without a space are single tokens.
+    `image_token` is the placeholder the processor expands (Qwen-VL: "<|image_pad|>"); `named` are further
+    special tokens processors read as tokenizer attributes (Gemma 3: boi_token, eoi_token)."""
+    named = dict(named or {})
+    wanted = [image_token] + list(extra_special or []) + list(named.values())
+    special = ["<pad>", "<s>", "</s>", "<unk>"] + list(dict.fromkeys(wanted))
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -63,9 +68,9 @@ def build_tokenizer(extra_special: list[str] | None = None, vocab_size: int = 40
         eos_token="</s>",
         unk_token="<unk>",
         padding_side="left",
-        extra_special_tokens={"image_token": "<image>"},
+        extra_special_tokens={"image_token": image_token, **named},
     )
-    fast.add_special_tokens({"additional_special_tokens": ["<image>"] + list(extra_special or [])})
+    fast.add_special_tokens({"additional_special_tokens": special[4:]})
     return fast
 
 

@@ -16,7 +16,9 @@ from typing import Any
 
 import torch
 
-from spuriverse.models.adapters import adapter_base, load_adapter_model, load_processor
+from spuriverse.models.adapters import adapter_base, load_adapter_model
+from spuriverse.models.adapters import load_processor as load_adapter_processor
+from spuriverse.models.hf_compat import load_processor
 from spuriverse.models.base import Generation, ModelError, ModelLoadError, OptionScores, Request
 from spuriverse.schema import ModelInfo
 
@@ -45,7 +47,7 @@ class HFBackend:
         system_prompt: str = "prepend",
         prompt_format: str | None = None,
     ) -> None:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText
 
         if system_prompt not in ("role", "prepend") or prompt_format not in (None, "chat", "raw"):
             raise ValueError("system_prompt must be role|prepend and prompt_format chat|raw")
@@ -59,11 +61,11 @@ class HFBackend:
         try:
             adapter = adapter_base(checkpoint)
             if adapter is not None:  # a peft adapter folder: its base + the adapter, merged
-                self.processor = load_processor(checkpoint, *adapter, padding_side="left")
+                self.processor = load_adapter_processor(checkpoint, *adapter, padding_side="left")
                 model = load_adapter_model(checkpoint, *adapter, dtype=_DTYPES[name], device_map=device_map)
                 revision = revision or adapter[1]
             else:
-                self.processor = AutoProcessor.from_pretrained(checkpoint, revision=revision, padding_side="left")
+                self.processor = load_processor(checkpoint, revision=revision, padding_side="left")
                 model = AutoModelForImageTextToText.from_pretrained(
                     checkpoint, revision=revision, dtype=_DTYPES[name], device_map=device_map
                 )
@@ -127,7 +129,7 @@ class HFBackend:
             raise ValueError("a batch mixes requests with and without images")
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         if images:
-            kwargs["images"] = images
+            kwargs["images"] = [[im] for im in images]  # one list per prompt (Mllama, Gemma 3 need it)
         batch = self._processor()(**kwargs)
         # Some processors (PaliGemma) also return training labels: the forward would compute a loss.
         return {k: (v.to(self.model.device) if hasattr(v, "to") else v) for k, v in batch.items() if k != "labels"}
