@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from spuriverse.models.hf_compat import ImageOnlyVideoProcessor, video_stand_in_installed
-from spuriverse.models.tiny import build_tokenizer
+from spuriverse.demo.tiny_models import build_tokenizer
 
 QWEN_SPECIAL = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|video_pad|>"]
 QWEN_CHAT_TEMPLATE = (
