@@ -5,6 +5,7 @@ With `concurrency` requests in flight the ideal wall time is n * latency / concu
 reported ratio wall / ideal measures the client-side overhead (target <= 1.3).
 
     python bench/api_throughput.py [--n 1364] [--latency 0.1] [--concurrency 32]
+    python bench/api_throughput.py --quick   # tiny sizes: a smoke run of every code path
 """
 
 from __future__ import annotations
@@ -128,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=1364, help="number of requests (default 1364)")
     p.add_argument("--latency", type=float, default=0.1, help="server latency per request in seconds")
     p.add_argument("--concurrency", type=int, default=32, help="requests in flight")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (22 requests, 10 ms latency, 4 in flight)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.n, args.latency, args.concurrency = 22, 0.01, 4
     r = run_bench(args.n, args.latency, args.concurrency)
     print(f"N            {r['n']}")
     print(f"wall         {r['wall_s']:.2f} s")

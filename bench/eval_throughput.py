@@ -14,13 +14,17 @@ One run, same model, same 1,364 items (124 groups x (anchor + 10 spurious)), mea
 Model: a medium-tiny LLaVA (CLIP 224 px / patch 14 = 256 image tokens, Llama hidden 128, 4 layers),
 random weights, built offline. Targets: ours/floor <= 1.3, reference/ours >= 20.
 
-    python bench/eval_throughput.py [--groups 124] [--batch-size 8] [--ref-items 30]
+    python bench/eval_throughput.py [--groups 124] [--batch-size 8] [--ref-items 30] [--profile]
+    python bench/eval_throughput.py --quick     # tiny sizes: a smoke run of every code path
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import os
+import pstats
 import sys
 import tempfile
 import time
@@ -92,12 +96,25 @@ def reference_time(model_dir: Path, data_dir: Path, n_items: int) -> tuple[float
     return dt / len(items), n_tokens / len(items)
 
 
+def print_profile(prof: cProfile.Profile, label: str, top: int = 25) -> None:
+    """The `top` entries of a profile by own time, then by cumulative time."""
+    for key in ("tottime", "cumulative"):
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats(key).print_stats(top)
+        print(f"\n--- profile: {label} (by {key}, top {top}) ---")
+        print("\n".join(line for line in buf.getvalue().splitlines() if line.strip()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--groups", type=int, default=124, help="groups of 11 items (default 124 -> 1,364)")
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--ref-items", type=int, default=30, help="items timed for the reference loop")
+    ap.add_argument("--ref-items", type=int, default=30, help="items timed for the reference loop (0: skip it)")
+    ap.add_argument("--profile", action="store_true", help="cProfile one more `run_eval` call after the timed ones")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (2 groups, 2 reference items): a smoke run")
     args = ap.parse_args()
+    if args.quick:
+        args.groups, args.ref_items = 2, 2
 
     from spuriverse.eval.runner import EvalOptions, run_eval
 
@@ -116,18 +133,28 @@ def main() -> None:
                                       batch_size=args.batch_size, progress=False, report=False))
         ours = time.perf_counter() - t0
         floor, floor_last, n = floor_time(model_dir, data_dir, args.batch_size)
-        ref_per_item, ref_tokens = reference_time(model_dir, data_dir, args.ref_items)
+        ref_per_item, ref_tokens = reference_time(model_dir, data_dir, args.ref_items) if args.ref_items else (0.0, 0.0)
         ref = ref_per_item * n
+        if args.profile:
+            prof = cProfile.Profile()
+            prof.enable()
+            run_eval(EvalOptions(model=str(model_dir), dataset=str(data_dir), output_dir=tmp / "run-profiled",
+                                 batch_size=args.batch_size, progress=False, report=False))
+            prof.disable()
 
     print(f"\n{'':<28}{'seconds':>10}{'items/s':>10}")
     print(f"{'spuriverse eval (ours)':<28}{ours:>10.2f}{n / ours:>10.1f}")
     print(f"{'  of which inference':<28}{result.timings['inference_s']:>10.2f}")
     print(f"{'pure forward (floor)':<28}{floor:>10.2f}{n / floor:>10.1f}")
     print(f"{'  last-position logits only':<28}{floor_last:>10.2f}{n / floor_last:>10.1f}")
-    print(f"{'reference loop (extrap.)':<28}{ref:>10.2f}{n / ref:>10.2f}"
-          f"   ({ref_per_item:.3f} s/item over {args.ref_items} items, {ref_tokens:.0f} new tokens/item)")
+    if args.ref_items:
+        print(f"{'reference loop (extrap.)':<28}{ref:>10.2f}{n / ref:>10.2f}"
+              f"   ({ref_per_item:.3f} s/item over {args.ref_items} items, {ref_tokens:.0f} new tokens/item)")
     print(f"\nours / floor      = {ours / floor:.2f}   (target <= 1.3; vs last-position floor {ours / floor_last:.2f})")
-    print(f"reference / ours  = {ref / ours:.1f}   (target >= 20)")
+    if args.ref_items:
+        print(f"reference / ours  = {ref / ours:.1f}   (target >= 20)")
+    if args.profile:
+        print_profile(prof, f"run_eval over {n} items")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ Measured, side by side:
    `samples.jsonl.gz` decompressed next to its `results.json`, then `verify_run`).
 
     python bench/leaderboard.py [--entries 1000] [--repeat 3] [--populate direct|submit] [--profile]
+    python bench/leaderboard.py --quick   # tiny sizes: a smoke run of every code path
 """
 
 from __future__ import annotations
@@ -58,10 +59,9 @@ from helpers.bench_data import write_long_dataset  # noqa: E402
 from spuriverse.eval.results import build_result  # noqa: E402
 from spuriverse.eval.samples import read_run_samples  # noqa: E402
 from spuriverse.leaderboard import board as lb  # noqa: E402
+from spuriverse.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from spuriverse.leaderboard.render import render_board  # noqa: E402
 from spuriverse.leaderboard.store import (  # noqa: E402
-    atomic_write_bytes,
-    atomic_write_text,
     board_lock,
     config_key,
     gzip_bytes,
@@ -166,7 +166,10 @@ def main() -> None:
     ap.add_argument("--skip-reverify", action="store_true", help="skip figure 4 (re-verify every submission)")
     ap.add_argument("--profile", action="store_true", help="cProfile one extra submit into the full board")
     ap.add_argument("--keep", type=Path, help="copy the populated leaderboard folder here")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (5 entries, 2 groups, 50 bootstrap iterations)")
     args = ap.parse_args()
+    if args.quick:
+        args.entries, args.groups, args.bootstrap, args.repeat = 5, 2, 50, 1
 
     from spuriverse.eval.runner import EvalOptions, run_eval
 

@@ -8,6 +8,7 @@ folder) with a tiny random-weight LLaVA (`spuriverse.demo.tiny_models`) and repo
 
     python bench/mine_memory.py                       # 5k / 10k / 20k items
     python bench/mine_memory.py --sizes 500,1000,2000  # quick check
+    python bench/mine_memory.py --quick                # tiny sizes (20 / 40 items): a smoke run
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,8 +92,6 @@ def child(root: Path, size: int, model: Path, batch_size: int) -> None:
 
     out = root / f"build-{size}"
     if out.exists():
-        import shutil
-
         shutil.rmtree(out)
     spec = make_source_spec(str(source_for(root, size)), name="synth")
     t0 = time.perf_counter()
@@ -111,9 +111,21 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--shard", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (20 and 40 items): a smoke run")
     a = ap.parse_args()
+    if a.quick:
+        a.sizes = "20,40"
     sizes = sorted(int(x) for x in a.sizes.split(","))
     root = a.workdir or Path(tempfile.mkdtemp(prefix="spuriverse-mine-memory-"))
+    try:
+        run(a, sizes, root)
+    finally:
+        if a.workdir is None and a.child is None:  # our own temp dir: leave nothing behind
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def run(a: argparse.Namespace, sizes: list[int], root: Path) -> None:
+    """Build the source and the model once, then measure each size in a fresh subprocess."""
     model = root / "tiny-llava"
     global SHARD
     # Quick checks with sizes below 1,000 use smaller shards (each size is a whole number of shards).

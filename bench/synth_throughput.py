@@ -14,6 +14,7 @@ best of `--repeats` is kept (this machine is shared; the minimum is the least di
 setup, latents, pre/post-processing, Python). Issue target: batched/single >= 3x.
 
     python bench/synth_throughput.py [--sizes 32 64] [--steps 2] [--batch-sizes 10 20] [--profile]
+    python bench/synth_throughput.py --quick   # tiny sizes: a smoke run of every code path
 """
 
 from __future__ import annotations
@@ -112,7 +113,12 @@ def main() -> None:
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[10, 20])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--profile", action="store_true", help="per-part time per image (single vs best batched)")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (4 images of 32 px, batch size 2, one repeat, "
+                    "with --profile): a smoke run")
     args = ap.parse_args()
+    if args.quick:
+        args.candidates, args.variants, args.per_group, args.sizes = 1, 2, 2, [32]
+        args.batch_sizes, args.repeats, args.profile = [2], 1, True
 
     with tempfile.TemporaryDirectory(prefix="synth-bench-") as tmp:
         model = args.model or str(build_tiny_sd(Path(tmp) / "tiny-sd"))
