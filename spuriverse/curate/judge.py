@@ -151,6 +151,8 @@ async def _run(curation_dir: Path, todo: list[ErrorRecord], backend: Any, templa
         j = _judgment(err.candidate_id, judge, template.hash, res)
         append_jsonl(path, j)
         summary.requests += j.attempts
+        if res.mode is not None:
+            summary.output_modes[res.mode] = summary.output_modes.get(res.mode, 0) + 1
         for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
             setattr(summary, key, getattr(summary, key) + (j.usage or {}).get(key, 0))
         if j.spurious is None:

@@ -8,6 +8,10 @@ pydantic model (`JudgeOutput`):
   `spuriverse.remote`'s policy, at most `max_retries` times; an answer that is not valid JSON or
   breaks the schema (or a refusal) is asked again at once, on its own budget of `max_retries`.
   The API key lives only in the client; it is scrubbed from every error message.
+  Servers that reject or ignore `json_schema` (a 400 naming the field, or a reply that holds no JSON
+  at all) are met by degrading, once per judge, to `json_object` with the schema in the system prompt,
+  then to the schema in the prompt alone; the output is validated by pydantic either way, and each
+  result records the mode it was answered in (`JudgeResult.mode`, summed in judge_summary.json).
 - `HFJudge`: a local model (an HF folder, hub id or registry alias, through
   `spuriverse.models.registry`) generates text; the first JSON object in it is validated. Decoding is
   greedy, so a retry of invalid output rarely helps; it is still bounded by `max_retries`.
@@ -21,6 +25,7 @@ import asyncio
 import copy
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +41,11 @@ __all__ = ["HFJudge", "InvalidOutput", "JudgeRequest", "JudgeResult", "OpenAIJud
            "make_judge", "parse_output", "response_format"]
 
 SCHEMA_NAME = "spurious_correlation_verdict"
+# Structured-output modes, strongest first: a server that refuses or ignores one gets the next.
+OUTPUT_MODES = ("json_schema", "json_object", "prompt")
+SCHEMA_INSTRUCTION = ("\n\nReply with one JSON object and nothing else. It must validate against this JSON "
+                      "Schema:\n{schema}")
+_REJECTS_FORMAT = re.compile(r"response_format|json_schema|json_object|structured", re.I)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class JudgeResult:
     error: str | None = None
     attempts: int = 0
     usage: dict[str, int] | None = None
+    mode: str | None = None  # the structured-output mode of the last request (OUTPUT_MODES)
 
 
 class InvalidOutput(ValueError):
@@ -148,6 +159,25 @@ class OpenAIJudge:
         self._scrub = lambda text: text.replace(key, "***")
         self._client: openai.AsyncOpenAI | None = None
         self._policy = RetryPolicy(max_retries=max_retries, backoff_base=backoff_base, backoff_max=backoff_max)
+        self.mode = OUTPUT_MODES[0]
+
+    def _degrade(self, failed: str) -> None:
+        """Step down from `failed` (once: concurrent requests that saw the same fault do not skip a mode)."""
+        if self.mode == failed and failed != OUTPUT_MODES[-1]:
+            self.mode = OUTPUT_MODES[OUTPUT_MODES.index(failed) + 1]
+
+    def params(self, req: JudgeRequest, mode: str) -> dict[str, Any]:
+        """The request body for `req` in structured-output `mode`."""
+        messages = self.messages(req)
+        params: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature,
+                                  "max_tokens": self.max_tokens}
+        if mode == "json_schema":
+            params["response_format"] = response_format()
+        else:
+            messages[0]["content"] += SCHEMA_INSTRUCTION.format(schema=json.dumps(judge_schema(), sort_keys=True))
+            if mode == "json_object":
+                params["response_format"] = {"type": "json_object"}
+        return params
 
     def __repr__(self) -> str:  # never the key
         return f"OpenAIJudge(model={self.model!r}, base_url={self.base_url!r})"
@@ -171,19 +201,25 @@ class OpenAIJudge:
     async def ask(self, req: JudgeRequest) -> JudgeResult:
         assert self._client is not None, "call open() first"
         client = self._client
-        params = {"model": self.model, "messages": self.messages(req), "response_format": response_format(),
-                  "temperature": self.temperature, "max_tokens": self.max_tokens}
         usage: dict[str, int] = {}
+        used = [self.mode]
 
         async def attempt(n: int) -> JudgeResult:
+            mode = used[0] = self.mode
             try:
-                completion = await client.chat.completions.create(**params)
+                completion = await client.chat.completions.create(**self.params(req, mode))
             except Exception as exc:
+                if (isinstance(exc, openai.BadRequestError) and mode != OUTPUT_MODES[-1]
+                        and _REJECTS_FORMAT.search(str(exc))):
+                    self._degrade(mode)  # the server refuses this response_format: ask in the next mode
+                    raise Transient(f"the server refused response_format {mode}: {exc}", delay=0.0,
+                                    kind="invalid") from None
                 verdict = openai_transient(exc, self.backoff_max)
                 if verdict is None:
                     raise
                 raise verdict from None
             _add_usage(usage, getattr(completion, "usage", None))
+            content = None
             try:
                 choices = getattr(completion, "choices", None)
                 if not isinstance(choices, list) or not choices:
@@ -191,15 +227,19 @@ class OpenAIJudge:
                 message = getattr(choices[0], "message", None)
                 if getattr(message, "refusal", None):
                     raise InvalidOutput(f"refusal: {message.refusal}")
-                output = parse_output(getattr(message, "content", None))
+                content = getattr(message, "content", None)
+                output = parse_output(content)
             except InvalidOutput as exc:  # asked again at once, on its own budget
+                if mode == "json_schema" and extract_json(content or "") is None:
+                    self._degrade(mode)  # no JSON at all under a strict schema: the server ignored it
                 raise Transient(f"invalid output: {exc}", delay=0.0, kind="invalid") from None
-            return JudgeResult(output=output, attempts=n, usage=usage or None)
+            return JudgeResult(output=output, attempts=n, usage=usage or None, mode=mode)
 
         try:
             return await call_async(self._policy, attempt)
         except RemoteFailure as fail:
-            return JudgeResult(error=self._scrub(fail.message), attempts=fail.attempts, usage=usage or None)
+            return JudgeResult(error=self._scrub(fail.message), attempts=fail.attempts, usage=usage or None,
+                               mode=used[0])
 
 
 class HFJudge:

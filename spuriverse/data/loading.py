@@ -15,6 +15,8 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -87,6 +89,49 @@ def _csv_string_kwargs(files: list[str]) -> dict[str, Any]:
     return {"features": Features({c: Value("string") for c in header}), "keep_default_na": False}
 
 
+_DATA_SUFFIXES = (".parquet", ".json", ".jsonl", ".csv", ".arrow")
+_FOLDER_RULE = ("A dataset folder holds a README.md card whose YAML header lists `configs:`, or parquet / "
+                "JSON(L) / CSV data files (e.g. data/test-00000-of-00001.parquet).")
+
+
+def _survey(path: Path, limit: int = 2000, *, stop_at_data: bool = True) -> tuple[Counter[str], list[str], bool]:
+    """File suffix counts, the first few names, and whether a data file was seen (bounded walk)."""
+    counts: Counter[str] = Counter()
+    names: list[str] = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in sorted(files):
+            if f.startswith("."):
+                continue
+            suffix = Path(f).suffix.lower()
+            counts[suffix or "(no suffix)"] += 1
+            if len(names) < 5:
+                names.append(str(Path(root, f).relative_to(path)))
+            if suffix in _DATA_SUFFIXES and stop_at_data:
+                return counts, names, True
+            if sum(counts.values()) >= limit:
+                return counts, names, False
+    return counts, names, any(k in _DATA_SUFFIXES for k in counts)
+
+
+def _found(path: Path) -> str:
+    counts, names, _ = _survey(path, stop_at_data=False)
+    if not counts:
+        return "the folder is empty"
+    kinds = ", ".join(f"{n} {k}" for k, n in counts.most_common(4))
+    total = sum(counts.values())
+    return f"found {'at least ' if total >= 2000 else ''}{total} file(s): {kinds} (e.g. {', '.join(names[:3])})"
+
+
+def check_dataset_folder(path: Path) -> None:
+    """Refuse, naming what was found, a folder `datasets` would misread (text or image files only)."""
+    card = path / "README.md"
+    if card.is_file() and re.search(r"(?m)^configs:", card.read_text("utf-8", errors="replace")):
+        return
+    if not _survey(path)[2]:
+        raise BenchmarkError(f"{path}: not a dataset folder ({_found(path)}). {_FOLDER_RULE}")
+
+
 def _load_dataset(source: str, config: str | None, revision: str | None,
                   all_strings: bool = False) -> tuple[Any, Path | None]:
     """Resolve `source` to a datasets call. Returns the DatasetDict and a base dir for image paths.
@@ -97,7 +142,13 @@ def _load_dataset(source: str, config: str | None, revision: str | None,
     # the cache serving an older build of a file with the same name and size.
     path = Path(source).expanduser()
     if path.is_dir():
-        return datasets.load_dataset(str(path), name=config, streaming=True), path
+        check_dataset_folder(path)
+        try:
+            return datasets.load_dataset(str(path), name=config, streaming=True), path
+        except (ValueError, FileNotFoundError, OSError) as exc:  # datasets' own messages name no remedy
+            raise BenchmarkError(
+                f"{path}: not a readable dataset folder ({_found(path)}; datasets says: {exc}). {_FOLDER_RULE}"
+            ) from exc
     matches = sorted(glob.glob(str(path))) if any(ch in source for ch in "*?[") else []
     if path.is_file() or matches:
         files = matches or [str(path)]

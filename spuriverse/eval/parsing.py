@@ -14,6 +14,21 @@ Rules are ranked; the first rank that yields a valid letter wins, and the parser
    "twenty-two", does not count); skipped for answers with negations or refusals.
 4. ``unparsed`` with ``letter=None``.
 
+Since parser 1.1 (older versions stay reachable through ``parse_answer(..., version=...)`` so a run
+scored with them still verifies):
+
+- A reasoning trace is set aside first: the answer is what follows the last closing marker
+  (``</think>``, ``</thinking>``, ``</reasoning>``, ``[/THINK]``, ``◁/think▷``,
+  ``<|end_of_thought|>``; gpt-oss's ``<|channel|>final<|message|>`` opens the answer). A trace that
+  is opened and never closed (cut off by ``max_new_tokens``) is ``unparsed`` / ``unterminated_trace``;
+  a closed trace with nothing after it is ``unparsed`` / ``empty_after_trace``. Letters inside the
+  trace never count.
+- ``\boxed{C}`` (LaTeX, optionally ``$...$`` and ``\text{...}``) is an explicit declaration.
+- ``option_text`` / ``leading``: the answer *begins* with exactly one option's text (case-insensitive)
+  followed by punctuation, a line break or the end ("No, the bench is not red." on Yes/No). It comes
+  after the letter declarations, so "No ... the answer is (A)" follows the declaration; the negation
+  veto of the other option-text rules does not apply to it (the answer's first words are the answer).
+
 Letters are case-sensitive tokens: lowercase letters never count, a letter inside a word never
 counts, and a bare ``A`` followed by a lowercase word ("A man ...") is the article. Letters beyond
 the item's options never count; if the final declaration or the whole-response label names such a
@@ -29,7 +44,12 @@ from dataclasses import dataclass
 
 from spuriverse.schema import MAX_OPTIONS, letters_for
 
-PARSER_VERSION = "1.0"
+PARSER_VERSION = "1.1"
+# What each parser version adds; a version not listed here is unknown (never guessed at).
+PARSER_FEATURES: dict[str, frozenset[str]] = {
+    "1.0": frozenset(),
+    "1.1": frozenset({"trace", "boxed", "leading_text"}),
+}
 
 # -- letter tokens ---------------------------------------------------------------------------
 # A bare capital: not inside a word/abbreviation; a bare "A" followed by a lowercase word is the
@@ -62,6 +82,15 @@ _LABEL = re.compile(
 _NEGATED = re.compile(r"(?i:\bnot|n't|\bexcept|\brule\s+out)\s+(?:be\s+)?$")  # "not (A)"
 _ANY_LABEL = re.compile(r"[(\[]\s*[A-Z]\s*[)\]]")
 
+# -- reasoning traces and LaTeX (parser 1.1) -----------------------------------------------------
+_TRACE_OPEN = re.compile(r"<think>|<thinking>|<reasoning>|\[THINK\]|◁think▷|<\|begin_of_thought\|>"
+                         r"|<\|channel\|>analysis<\|message\|>", re.I)
+_TRACE_CLOSE = re.compile(r"</think>|</thinking>|</reasoning>|\[/THINK\]|◁/think▷|<\|end_of_thought\|>"
+                          r"|<\|channel\|>final<\|message\|>", re.I)
+_HARMONY_TAIL = re.compile(r"<\|(?:end|return|call)\|>\s*$")
+_BOXED = re.compile(r"\$*\\boxed\{\s*(?:\\text(?:bf)?\{\s*)?[(\[]?\s*([A-Z])\s*[)\]]?\s*\}?\s*\}\$*")
+_LEAD_END = re.compile(r"[ \t]*(?:[.,;:!?)\]—–-]|\n|$)")
+
 # -- normalisation ---------------------------------------------------------------------------
 _WIDE = str.maketrans({"（": "(", "）": ")", "［": "[", "］": "]", "【": "[", "】": "]", "：": ":"})
 _MARKUP = re.compile(r"\*+|`+|__")
@@ -79,8 +108,8 @@ class ParseResult:
     """Outcome of parsing one answer: the letter (or None), how it was found, and by which rule.
 
     Rules: strict ``declaration`` / ``label``; heuristic ``declaration_phrase`` / ``leading_label``
-    / ``single_mention``; option_text ``exact`` / ``contains``; unparsed ``empty`` /
-    ``invalid_letter`` / ``no_match``.
+    / ``single_mention``; option_text ``exact`` / ``leading`` / ``contains``; unparsed ``empty`` /
+    ``invalid_letter`` / ``no_match`` / ``unterminated_trace`` / ``empty_after_trace``.
     """
 
     letter: str | None
@@ -139,25 +168,74 @@ def _by_option_text(text: str, options: list[str], letters: tuple[str, ...]) -> 
     return None
 
 
+def _after_trace(text: str) -> str | None:
+    """The text after the last closed reasoning trace; None for a trace that never closes."""
+    closes = list(_TRACE_CLOSE.finditer(text))
+    if closes:
+        return _HARMONY_TAIL.sub("", text[closes[-1].end():])
+    if _TRACE_OPEN.search(text):
+        return None
+    return text
+
+
+def _by_leading_text(text: str, options: list[str], letters: tuple[str, ...]) -> ParseResult | None:
+    """The answer begins with exactly one option's text, then punctuation, a line break or the end."""
+    low = text.casefold()
+    hits: list[tuple[int, str]] = []
+    for option, letter in zip(options, letters):
+        o = " ".join(option.split()).casefold().rstrip(".")
+        if o and low.startswith(o) and _LEAD_END.match(low, len(o)) and _norm(low[len(o):]):
+            hits.append((len(o), letter))  # (nothing after the option: ``exact`` decides)
+    if not hits:
+        return None
+    longest = max(n for n, _ in hits)
+    top = {letter for n, letter in hits if n == longest}  # "no" inside "no, never": the longer one
+    return ParseResult(top.pop(), "option_text", "leading") if len(top) == 1 else None
+
+
 def _invalid(text: str, options: list[str], letters: tuple[str, ...]) -> ParseResult:
     """The model's explicit letter is not an option: only its option text may still count."""
     found = _by_option_text(text, options, letters)
     return found or ParseResult(None, "unparsed", "invalid_letter")
 
 
-def parse_answer(text: str | None, options: list[str]) -> ParseResult:
+class UnknownParserVersion(ValueError):
+    """A run names a parser version this spuriverse does not know."""
+
+
+def parser_features(version: str) -> frozenset[str]:
+    """The rules parser `version` adds over 1.0; `UnknownParserVersion` if it is not one we know."""
+    try:
+        return PARSER_FEATURES[version]
+    except KeyError:
+        known = ", ".join(PARSER_FEATURES)
+        raise UnknownParserVersion(f"parser version {version!r} is unknown here (known: {known})") from None
+
+
+def parse_answer(text: str | None, options: list[str], *, version: str = PARSER_VERSION) -> ParseResult:
     """Parse a model's answer `text` to a multiple-choice item with option texts `options`.
 
     `options` are in letter order (A, B, ...); an empty option text keeps its letter valid but is
     never matched as text. Returns a `ParseResult`; the letter, when set, is always a valid one.
+    `version` selects the rules of an earlier parser version (see `PARSER_FEATURES`).
     """
+    features = parser_features(version)
     if len(options) > MAX_OPTIONS:
         raise ValueError(f"at most {MAX_OPTIONS} options are supported, got {len(options)}")
     if text is None or not text.strip():
         return ParseResult(None, "unparsed", "empty")
+    if "trace" in features:
+        after = _after_trace(text)
+        if after is None:
+            return ParseResult(None, "unparsed", "unterminated_trace")
+        if not after.strip():
+            return ParseResult(None, "unparsed", "empty_after_trace")
+        text = after
     letters = letters_for(len(options))
     options = [o if isinstance(o, str) else "" for o in options]
     clean = _clean(text)
+    if "boxed" in features:
+        clean = _BOXED.sub(lambda m: f"Answer: ({m.group(1)})", clean)
 
     # 1. strict: the last explicit declaration, else the whole response as a label
     declared, rule, leading = None, "declaration", None
@@ -185,6 +263,10 @@ def parse_answer(text: str | None, options: list[str]) -> ParseResult:
         if leading in letters:
             return ParseResult(leading, "heuristic", "leading_label")
         return _invalid(clean, options, letters)
+    if "leading_text" in features:
+        found = _by_leading_text(clean, options, letters)
+        if found is not None:
+            return found
     mentioned = {
         _letter(m)
         for m in _MENTION.finditer(clean)

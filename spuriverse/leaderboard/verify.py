@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from spuriverse.eval.metrics import Scores, score_samples
-from spuriverse.eval.parsing import PARSER_VERSION, parse_answer
+from spuriverse.eval.parsing import PARSER_VERSION, UnknownParserVersion, parse_answer, parser_features
 from spuriverse.eval.prompts import rotate_options
 from spuriverse.schema import BenchmarkRecord, RunResult, Sample
 
@@ -149,11 +149,15 @@ def _check_items(samples: list[Sample], record: BenchmarkRecord, circular: bool)
 
 
 def _check_predictions(samples: list[Sample], record: BenchmarkRecord, result: RunResult) -> None:
-    if result.parser_version != PARSER_VERSION:
+    # A run is re-parsed with the rules of the parser version it was scored with (older versions stay
+    # reachable), so an upgrade of spuriverse never invalidates an honest submission.
+    try:
+        parser_features(result.parser_version)
+    except UnknownParserVersion as e:
         raise SubmissionRejected(
-            f"results.json: parser version {result.parser_version!r} differs from the leaderboard's "
-            f"{PARSER_VERSION!r}; re-run with the current spuriverse"
-        )
+            f"results.json: {e}; this leaderboard runs parser {PARSER_VERSION!r}: re-run the evaluation "
+            f"with this spuriverse (`spuriverse eval` then `spuriverse score`)"
+        ) from None
     options = {it.item_id: it.options for it in record.items}
     for s in samples:
         if s.scoring != result.scoring:
@@ -174,7 +178,7 @@ def _check_predictions(samples: list[Sample], record: BenchmarkRecord, result: R
             opts = options[s.item_id]
             if s.rotation is not None:
                 opts = rotate_options(opts, "A", s.rotation)[0]
-            parsed = parse_answer(s.raw, opts)
+            parsed = parse_answer(s.raw, opts, version=result.parser_version)
             if (parsed.letter, parsed.status) != (s.prediction, s.parse_status):
                 raise SubmissionRejected(
                     f"item {s.item_id!r}: the raw answer parses to {parsed.letter!r} ({parsed.status}), "

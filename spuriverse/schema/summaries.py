@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["Agreement", "JudgeSummary", "MineSummary", "ModelMineSummary", "VerifyModelSummary",
            "VerifyStageSummary"]
@@ -93,7 +93,9 @@ class JudgeSummary(_Summary):
     """`judge_summary.json`. `errors`: candidates in errors.jsonl; `cached`: skipped (same judge and
     prompt, verdict present); `judged` / `failed`: verdicts / failures recorded by this run;
     `spurious`: verdicts "yes" among all current verdicts of this judge and prompt (cached included);
-    `not_attempted`: left out by `limit`; tokens and `requests` are this run's."""
+    `not_attempted`: left out by `limit`; tokens and `requests` are this run's. `output_modes`: how
+    many of this run's verdicts and failures were answered in each structured-output mode
+    (``json_schema``, ``json_object``, ``prompt``; empty for judges without one, e.g. a local model)."""
 
     judge: str
     prompt_hash: str
@@ -108,6 +110,7 @@ class JudgeSummary(_Summary):
     completion_tokens: int = 0
     total_tokens: int = 0
     seconds: float = 0.0
+    output_modes: dict[str, int] = Field(default_factory=dict)
 
     def to_json(self) -> str:
         return self._json(sort_keys=False)
@@ -117,7 +120,8 @@ class JudgeSummary(_Summary):
         return (f"judged {self.judged} ({self.spurious} spurious in all), failed {self.failed}, cached {self.cached} "
                 f"of {self.errors} errors; {self.requests} requests, {self.prompt_tokens} prompt + "
                 f"{self.completion_tokens} completion tokens; judge {self.judge}, prompt {self.prompt_hash}; "
-                f"{self.seconds:.1f} s")
+                f"{self.seconds:.1f} s"
+                + (f"; output modes {self.output_modes}" if set(self.output_modes) - {"json_schema"} else ""))
 
 
 class VerifyModelSummary(_Summary):

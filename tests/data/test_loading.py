@@ -178,3 +178,33 @@ def test_encoded_only_mode_keeps_no_pixels_but_still_validates(tmp_path):
     items = list(bench.iter_items(keep_pixels=False))
     assert items[0].image._pil is None and items[0].image.pil().size == (40, 30)  # decoded on demand
     assert items[1].image is None and "cannot decode" in items[1].image_error
+
+
+@pytest.mark.parametrize(
+    ("files", "needle"),
+    [
+        ({}, r"not a dataset folder \(the folder is empty\)"),
+        ({"notes.txt": b"hi", "a.png": b"x"}, r"not a dataset folder \(found 2 file\(s\): 1 \.png, 1 \.txt"),
+        ({".cache/x.parquet": b"PAR1", "sub/readme.md": b"# hi"}, r"not a dataset folder \(found 1 file\(s\): 1 \.md"),
+    ],
+    ids=["empty", "text-and-images", "hidden-data-only"],
+)
+def test_a_folder_that_is_not_a_dataset_says_what_it_found(tmp_path, files, needle):
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    with pytest.raises(BenchmarkError, match=needle) as err:
+        load_benchmark(str(tmp_path))
+    assert "A dataset folder holds a README.md card" in str(err.value)
+
+
+def test_wrong_dataset_folder_is_one_clear_cli_line(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "notes.txt").write_text("hi")
+    p = subprocess.run([sys.executable, "-m", "spuriverse", "eval", "--model", "random", "--dataset", str(tmp_path),
+                        "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr and "not a dataset folder (found 1 file(s): 1 .txt" in p.stderr
+    assert not (tmp_path / "out" / "samples.jsonl").exists()

@@ -21,7 +21,8 @@ Faults: `faults(request_index, body)` returns None or one of
 timeout, then answer), "garbage" (200, not JSON), "garbage_json" (200, JSON without choices),
 "empty_choices" (200, `choices: []`), "no_content" (200, message content null),
 "refusal" (200, content null and a `refusal` message, as structured outputs refuse),
-"400", "400_logprobs" (400 that names logprobs), "401", "404".
+"400", "400_logprobs" (400 that names logprobs), "400_response_format" (400 that names
+response_format, as servers without structured outputs answer), "401", "404".
 """
 
 from __future__ import annotations
@@ -159,6 +160,11 @@ class _Handler(LoopbackHandler):
             if fault == "400":
                 owner._count(400)
                 self._error(400, "Invalid request.")
+                return
+            if fault == "400_response_format":
+                owner._count(400)
+                kind = (body.get("response_format") or {}).get("type")
+                self._error(400, f"response_format type {kind!r} is not supported", param="response_format")
                 return
             if fault == "400_logprobs" or (owner.logprobs == "reject" and body.get("logprobs")):
                 owner._count(400)

@@ -244,3 +244,33 @@ def test_cli_rejection_exits_3_and_changes_nothing(world, llava_run):
     assert "rejected" in proc.stderr and "overall_acc.value" in proc.stderr
     after = snapshot(world.root)
     assert after == before, diff_snapshots(before, after)
+
+
+# --------------------------------------------------------------------------------------------
+# parser versions: a run is re-parsed with the rules it was scored with
+
+
+def _scored_with_parser_1_0(src: Path, dst: Path) -> Path:
+    """A generate-scored run whose first answer is a cut-off reasoning trace: parser 1.0 read the
+    trace's `Answer: (X)` (strict); parser 1.1 records it unparsed."""
+
+    def fn(r, s):
+        r.update(parser_version="1.0")
+        x = s[0]
+        x.update(raw=f"<think>Answer: ({x['prediction']}) because", parse_status="strict")
+
+    return mutate_run(src, dst, fn, rescore_metrics=True)
+
+
+def test_run_scored_with_an_older_parser_still_verifies(world, random_run):
+    run = _scored_with_parser_1_0(random_run, world.runs / "parser-1.0")
+    out = submit(run, world.leaderboards)
+    assert out.status == "added" and out.entry.verified and out.entry.parser_version == "1.0"
+
+
+def test_older_parser_rules_are_not_a_loophole(world, random_run):
+    run = _scored_with_parser_1_0(random_run, world.runs / "parser-1.1")
+    results = json.loads((run / "results.json").read_text("utf-8"))
+    results["parser_version"] = "1.1"  # the same answers claimed under today's rules
+    (run / "results.json").write_text(json.dumps(results), "utf-8")
+    assert_rejected(world, run, "g000/", "parses to None")
