@@ -37,6 +37,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--blind", action="store_true", help="ask without the image (text-only baseline)")
     p.add_argument("--max-new-tokens", type=int, help="generation length (default 16 direct, 768 reasoning)")
     p.add_argument("--output-dir", type=Path, help="run folder (default runs/<model>)")
+    p.add_argument("--wait", action="store_true",
+                   help="if another process is using --output-dir, wait for it to finish (default: fail at once)")
     p.add_argument("--bootstrap", type=int, default=1000, help="group-bootstrap iterations (default 1000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("model backends")
@@ -73,7 +75,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         revision=a.revision, model_revision=a.model_revision, side_tables=a.side_tables,
         strategy=a.strategy, scoring=a.scoring, batch_size=a.batch_size, limit=a.limit, seed=a.seed,
         circular=a.circular, blind=a.blind, max_new_tokens=a.max_new_tokens, n_bootstrap=a.bootstrap,
-        progress=not a.no_progress, backend_options=backend_opts,
+        progress=not a.no_progress, backend_options=backend_opts, wait=a.wait,
     ))
     if result is not None:
         _print_summary(result, out)

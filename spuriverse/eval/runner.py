@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from spuriverse.atomic import atomic_write_text
 from spuriverse.data import LoadedItem, load_benchmark
 from spuriverse.eval.parsing import PARSER_VERSION, parse_answer
+from spuriverse.locking import LOCK_NAME, folder_lock
 from spuriverse.eval.prefetch import prefetch
 from spuriverse.eval.prompts import get_template, render_prompt, rotate_options
 from spuriverse.eval.results import (
@@ -80,6 +81,7 @@ class EvalOptions:
     n_bootstrap: int = 1000
     model_note: str | None = None  # shown in the report (e.g. "random weights")
     progress: bool = True
+    wait: bool = False  # another process holds the output folder: wait for it (else fail at once)
     report: bool = True
     score: bool = True  # False: samples only (canonical samples.jsonl, no results.json); returns None
     backend_options: dict[str, Any] = field(default_factory=dict)  # base_url, api_key, device, ...
@@ -186,7 +188,20 @@ def _expand(li: LoadedItem, done: set, circular: bool) -> Iterator[_Pending]:
 
 
 def run_eval(opts: EvalOptions) -> RunResult | None:
-    """Run (or resume) an evaluation; returns the scored result (None on non-main processes)."""
+    """Run (or resume) an evaluation; returns the scored result (None on non-main processes).
+
+    The output folder is locked for the whole run (`spuriverse.locking`): a second `eval` on the same
+    folder fails at once naming the holder, or waits with ``opts.wait``. Under data parallelism every
+    rank holds its own lock (rank 0 the folder's), so a second launch fails on every rank."""
+    run_dir = Path(opts.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rank = int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+    name = LOCK_NAME if rank == 0 else f"{LOCK_NAME}.rank{rank}"
+    with folder_lock(run_dir, stage="eval", wait=opts.wait, name=name):
+        return _run_eval_locked(opts)
+
+
+def _run_eval_locked(opts: EvalOptions) -> RunResult | None:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     state = _dist_state()
