@@ -37,8 +37,15 @@ __all__ = ["LOCK_NAME", "FolderBusy", "folder_lock", "locks_folder"]
 
 LOCK_NAME = ".spuriverse.lock"
 _READ_ONLY = {errno.EACCES, errno.EROFS, errno.EPERM}
-_HELD: dict[Path, int] = {}  # locks this process holds (re-entered by nested stages, e.g. a server's requests)
-_HELD_LOCK = threading.Lock()
+# Locks this thread holds: a nested stage on the same folder re-enters instead of deadlocking. Other
+# threads (a second review app in one process) take the OS lock like any other process would.
+_LOCAL = threading.local()
+
+
+def _held() -> dict[Path, int]:
+    if not hasattr(_LOCAL, "held"):
+        _LOCAL.held = {}
+    return _LOCAL.held
 
 
 class FolderBusy(RuntimeError):
@@ -84,19 +91,13 @@ def folder_lock(folder: str | Path, *, stage: str, wait: bool | float = False, n
     `FolderBusy` (naming the holder) when a live process holds it past that."""
     folder = Path(folder)
     lock_path = folder / name
-    key = lock_path.resolve()
-    with _HELD_LOCK:
-        if key in _HELD:
-            _HELD[key] += 1
-            reentered = True
-        else:
-            reentered = False
-    if reentered:
+    key, held = lock_path.resolve(), _held()
+    if key in held:
+        held[key] += 1
         try:
             yield True
         finally:
-            with _HELD_LOCK:
-                _HELD[key] -= 1
+            held[key] -= 1
         return
     check_regular(lock_path)
     check_regular(_info_path(lock_path))
@@ -125,12 +126,10 @@ def folder_lock(folder: str | Path, *, stage: str, wait: bool | float = False, n
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "command": " ".join(["spuriverse", *sys.argv[1:]]) if sys.argv[1:] else f"spuriverse {stage}",
         })
-        with _HELD_LOCK:
-            _HELD[key] = 1
+        held[key] = 1
         yield True
     finally:
-        with _HELD_LOCK:
-            _HELD.pop(key, None)
+        held.pop(key, None)
         try:
             _info_path(lock_path).unlink()
         except OSError:

@@ -258,8 +258,10 @@ def append_jsonl(path: Path, record: BaseModel) -> None:
 
 def iter_complete_lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
     """``(line_no, byte_offset, line)`` of every complete, non-blank line of `path` (the newline
-    stripped); a trailing partial line is skipped, a missing file has none. Streams."""
+    stripped); a trailing partial line is skipped, a missing file has none. Streams. A symlink is
+    refused (`UnsafeFile`): these are spuriverse's own files, which it may rewrite next."""
     path = Path(path)
+    check_regular(path)
     if not path.exists():
         return
     with open(path, "rb") as f:

@@ -26,6 +26,7 @@ from spuriverse.eval.prefetch import prefetch
 from spuriverse.eval.prompts import get_template, render_prompt, rotate_options
 from spuriverse.eval.results import (
     MANIFEST,
+    RESULTS,
     build_result,
     file_sha256,
     harness_info,
@@ -33,12 +34,14 @@ from spuriverse.eval.results import (
     package_versions,
     write_result,
 )
+from spuriverse.eval.report import REPORT_MD
 from spuriverse.eval.samples import (
     SAMPLES,
     SampleWriter,
     canonicalize_in_place,
     read_run_samples,
     sample_key,
+    shard_files,
     write_canonical,
 )
 from spuriverse.models.base import Generation, OptionScores, Request
@@ -201,6 +204,20 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
         return _run_eval_locked(opts)
 
 
+def _finished_result(run_dir: Path, opts: EvalOptions) -> RunResult | None:
+    """The saved result of a finished run, if it still describes the samples file exactly."""
+    path = run_dir / RESULTS
+    if shard_files(run_dir) or not path.is_file() or (opts.report and not (run_dir / REPORT_MD).is_file()):
+        return None
+    try:
+        result = RunResult.model_validate_json(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if result.bootstrap.iterations != opts.n_bootstrap or result.samples_sha256 != file_sha256(run_dir / SAMPLES):
+        return None
+    return result
+
+
 def _run_eval_locked(opts: EvalOptions) -> RunResult | None:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -237,6 +254,11 @@ def _run_eval_locked(opts: EvalOptions) -> RunResult | None:
 
     # Items this process still has to ask (a metadata pass: no image is decoded).
     todo = sum(sum(k not in done for k in keys(it)) for i, it in enumerate(bench.items()) if want(i, it))
+
+    if not todo and manifest is not None and opts.score and world == 1:
+        finished = _finished_result(run_dir, opts)
+        if finished is not None:  # nothing to ask, nothing to rewrite: works on a read-only folder
+            return finished
 
     model = None
     if todo or manifest is None:
