@@ -198,6 +198,8 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
                            mapping=opts.mapping, source_name=opts.source_name)
     timings["load_benchmark_s"] = time.perf_counter() - t_start
     spec = resolve_model(opts.model, opts.model_revision)
+    if opts.backend_options.get("quantization") and spec.backend != "hf":
+        raise ValueError(f"--quantization applies to local (hf) models; {spec.alias} is a {spec.backend} model")
     preset: GenerationPreset | None = generation_preset(opts.preset, spec.alias, opts.seed) if opts.preset else None
     requested = preset.scoring if preset and opts.scoring == "auto" else opts.scoring
     scoring = _choose_scoring(requested, opts.strategy, spec.backend)

@@ -125,6 +125,9 @@ def test_cli_refuses_quantization_on_cpu(tiny_llava, small_benchmark, tmp_path, 
     assert code == 2
     assert "needs a CUDA GPU" in capsys.readouterr().err
     assert not (tmp_path / "q" / "samples.jsonl").exists()
+    code = main(["eval", "--model", "random", "--dataset", str(small_benchmark), "--quantization", "8bit",
+                 "--output-dir", str(tmp_path / "r"), "--no-progress"])
+    assert code == 2 and "applies to local (hf) models" in capsys.readouterr().err
 
 
 def test_local_sampling_is_seeded_and_recorded(tiny_llava):
