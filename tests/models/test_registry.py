@@ -160,3 +160,24 @@ def test_run_config_of_older_runs_still_matches(tmp_path):
     assert RunConfig.model_validate(old) != RunConfig(**old, preset="paper")
     schema = json.loads((Path(__file__).resolve().parents[2] / "spuriverse/schemas/run_config.schema.json").read_text())
     assert {"preset", "quantization"} <= set(schema["properties"])
+
+
+def test_quantization_config_for_a_gpu(monkeypatch):
+    """On a CUDA device: transformers' real BitsAndBytesConfig (NF4 + double quantization for 4-bit), and a
+    clear error naming the extra when bitsandbytes is not installed (it is not here: no GPU)."""
+    import sys
+    import types
+
+    import torch
+
+    from spuriverse.models.hf import quantization_config
+
+    cuda = torch.device("cuda")
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import fails, as where it is not installed
+    with pytest.raises(ValueError, match=r"spuriverse\[quant\]"):
+        quantization_config("4bit", cuda, torch.bfloat16)
+    monkeypatch.setitem(sys.modules, "bitsandbytes", types.ModuleType("bitsandbytes"))  # only the import check
+    four = quantization_config("4bit", cuda, torch.bfloat16)
+    assert (four.load_in_4bit, four.bnb_4bit_quant_type, four.bnb_4bit_use_double_quant) == (True, "nf4", True)
+    assert four.bnb_4bit_compute_dtype == torch.bfloat16
+    assert quantization_config("8bit", cuda, torch.float16).load_in_8bit
