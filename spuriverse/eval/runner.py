@@ -41,6 +41,7 @@ from spuriverse.eval.samples import (
     write_canonical,
 )
 from spuriverse.models.base import Generation, OptionScores, Request
+from spuriverse.models.presets import GenerationPreset, generation_preset
 from spuriverse.models.registry import AUTO_SCORING, build_model, resolve_model
 from spuriverse.schema import ColumnMapping, GenerationInfo, Item, RunConfig, RunManifest, RunResult, Sample
 
@@ -77,6 +78,7 @@ class EvalOptions:
     circular: bool = False
     blind: bool = False
     max_new_tokens: int | None = None
+    preset: str | None = None  # a named generation preset (presets.toml), e.g. "paper"
     n_bootstrap: int = 1000
     model_note: str | None = None  # shown in the report (e.g. "random weights")
     progress: bool = True
@@ -196,15 +198,19 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
                            mapping=opts.mapping, source_name=opts.source_name)
     timings["load_benchmark_s"] = time.perf_counter() - t_start
     spec = resolve_model(opts.model, opts.model_revision)
-    scoring = _choose_scoring(opts.scoring, opts.strategy, spec.backend)
+    if opts.backend_options.get("quantization") and spec.backend != "hf":
+        raise ValueError(f"--quantization applies to local (hf) models; {spec.alias} is a {spec.backend} model")
+    preset: GenerationPreset | None = generation_preset(opts.preset, spec.alias, opts.seed) if opts.preset else None
+    requested = preset.scoring if preset and opts.scoring == "auto" else opts.scoring
+    scoring = _choose_scoring(requested, opts.strategy, spec.backend)
     template = get_template(opts.strategy)
-    max_new = opts.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[opts.strategy]
+    max_new = opts.max_new_tokens or (preset and preset.max_new_tokens) or DEFAULT_MAX_NEW_TOKENS[opts.strategy]
     config = RunConfig(
         model=spec.alias, backend=spec.backend, checkpoint=spec.checkpoint, revision=spec.revision,
         dataset=opts.dataset, config=opts.config, split=opts.split, dataset_revision=opts.revision,
         fingerprint=bench.fingerprint, strategy=opts.strategy, scoring=scoring, circular=opts.circular,
         blind=opts.blind, seed=opts.seed, prompt_hash=template.hash, parser_version=PARSER_VERSION,
-        max_new_tokens=max_new,
+        max_new_tokens=max_new, preset=opts.preset, quantization=opts.backend_options.get("quantization"),
     )
     run_dir = Path(opts.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -226,11 +232,14 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
     model = None
     if todo or manifest is None:
         t0 = time.perf_counter()
-        overrides = dict(opts.backend_options)
+        overrides = {**(preset.backend_options if preset else {}), **opts.backend_options}
         overrides["batch_size"] = opts.batch_size
         if state is not None:
             overrides.setdefault("device", str(state.device))
         model = build_model(spec, seed=opts.seed, **overrides)
+        if scoring == "logprob" and not getattr(model, "supports_logprobs", True):
+            model.close()
+            raise ValueError(f"{spec.alias} returns no log-probs: use --scoring generate")
         if hasattr(model, "prepare"):
             model.prepare(bench.answer_counts)
         timings["load_model_s"] = time.perf_counter() - t0
@@ -238,8 +247,9 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
         manifest = RunManifest(
             created=manifest.created if manifest else now_iso(), config=config,
             benchmark=bench.info(), model=info,
-            generation=GenerationInfo(max_new_tokens=max_new,
-                                      top_logprobs=getattr(model, "top_logprobs", None)),
+            generation=GenerationInfo(max_new_tokens=max_new, preset=opts.preset,
+                                      top_logprobs=getattr(model, "top_logprobs", None),
+                                      **getattr(model, "generation", {})),
             harness=harness_info(), packages=package_versions(), limit=opts.limit,
         )
         if rank == 0:
