@@ -234,11 +234,29 @@ def _save_final(trainer: Any, model: Any, backend: Any, opts: TrainOptions) -> s
     return kind
 
 
+def _running_manifest(opts: TrainOptions, spec: Any, backend: Any, model: Any, config: TrainConfig,
+                      train_sum: Any, val_sum: Any, old: TrainManifest | None, args: Any) -> TrainManifest:
+    """The manifest of a run that starts (or resumes after `old`)."""
+    from spuriverse.train.lora import count_params
+
+    trainable, total = count_params(model)
+    base_rev = getattr(getattr(backend.model, "config", None), "_commit_hash", None)
+    return TrainManifest(
+        status="running", created=old.created if old else now_iso(), config=config, train=train_sum, val=val_sum,
+        output="full" if opts.method == "full" else ("merged" if opts.merge else "adapter"),
+        base_model=str(Path(spec.checkpoint).resolve()) if Path(spec.checkpoint).is_dir() else spec.checkpoint,
+        base_revision=base_rev, trainable_params=trainable, total_params=total, processes=args.world_size,
+        device=str(args.device), resumed_from=list(old.resumed_from) if old else [],
+        wall_time_s=old.wall_time_s if old else 0.0, harness=harness_info(),
+        packages={**package_versions(), **_extra_versions()},
+    )
+
+
 def run_train(opts: TrainOptions) -> TrainManifest | None:
     """Train (or resume) into `opts.out`; returns the manifest (None on non-main processes)."""
     from transformers import PrinterCallback, ProgressCallback
 
-    from spuriverse.train.batching import Batcher, ExampleDataset
+    from spuriverse.train.batching import Batcher, ExampleDataset, mixed_fillers
     from spuriverse.train.checkpoints import CompletionMarker, last_complete_checkpoint
     from spuriverse.train.trainer import EpochSetter, QuietProgress, SpuriTrainer, accuracy
 
@@ -270,31 +288,24 @@ def run_train(opts: TrainOptions) -> TrainManifest | None:
     backend = _load_backend(opts, spec, args, dtype)
     model, lora = _prepare_model(opts, backend)
     config = _config(opts, spec, train_sum.fingerprint, val_sum.fingerprint if val_sum else None, lora, args, dtype)
-    old = _check_out(opts.out, config)
+    is_main = args.process_index == 0
+    # The main process checks --out and writes the manifest first; the others then read what it wrote.
+    # (Checked concurrently, another rank could see the manifest's temporary file and refuse --out.)
+    with args.main_process_first(local=False, desc="checking --out"):
+        old = _check_out(opts.out, config)
+        if old is None or old.status != "complete":
+            manifest = _running_manifest(opts, spec, backend, model, config, train_sum, val_sum, old, args)
+            if is_main:
+                opts.out.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(opts.out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
     if old is not None and old.status == "complete":
         _log(f"spuriverse train: {opts.out} is already trained with this configuration; nothing to do")
-        return old if args.process_index == 0 else None
-
-    from spuriverse.train.lora import count_params
-
-    trainable, total = count_params(model)
-    base_rev = getattr(getattr(backend.model, "config", None), "_commit_hash", None)
-    manifest = TrainManifest(
-        status="running", created=old.created if old else now_iso(), config=config, train=train_sum, val=val_sum,
-        output="full" if opts.method == "full" else ("merged" if opts.merge else "adapter"),
-        base_model=str(Path(spec.checkpoint).resolve()) if Path(spec.checkpoint).is_dir() else spec.checkpoint,
-        base_revision=base_rev, trainable_params=trainable, total_params=total, processes=args.world_size,
-        device=str(args.device), resumed_from=list(old.resumed_from) if old else [],
-        wall_time_s=old.wall_time_s if old else 0.0, harness=harness_info(),
-        packages={**package_versions(), **_extra_versions()},
-    )
-    is_main = args.process_index == 0
-    if is_main:
-        opts.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(opts.out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+        return old if is_main else None
 
     dataset = ExampleDataset(train, seed=opts.seed, shuffle=True)
-    batcher = Batcher(backend, objective=opts.objective, strategy=opts.strategy)
+    # Data parallel: every process runs the same forwards each step (see Batcher.fillers).
+    fillers = mixed_fillers(train) if args.world_size > 1 and opts.objective == "option" else {}
+    batcher = Batcher(backend, objective=opts.objective, strategy=opts.strategy, fillers=fillers)
     trainer = SpuriTrainer(
         model=model, args=args, data_collator=batcher, train_dataset=dataset,
         eval_dataset=ExampleDataset(val, seed=opts.seed, shuffle=False) if val else None,
@@ -306,10 +317,12 @@ def run_train(opts: TrainOptions) -> TrainManifest | None:
         trainer.remove_callback(cb)
     if opts.progress:
         trainer.add_callback(QuietProgress())
-    resume = last_complete_checkpoint(opts.out / CHECKPOINTS, log=_log if is_main else (lambda m: None))
-    args.distributed_state.wait_for_everyone()  # nobody resumes while rank 0 sets a checkpoint aside
+    # Only the main process sets incomplete checkpoints aside; the others then see complete ones only.
+    with args.main_process_first(local=False, desc="finding the last complete checkpoint"):
+        resume = last_complete_checkpoint(opts.out / CHECKPOINTS, log=_log if is_main else (lambda m: None))
     if resume is not None:
-        _log(f"spuriverse train: resuming from {resume}")
+        if is_main:
+            _log(f"spuriverse train: resuming from {resume}")
         manifest.resumed_from.append(resume.name)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     kind = _save_final(trainer, trainer.model, backend, opts)

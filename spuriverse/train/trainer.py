@@ -28,9 +28,9 @@ class SpuriTrainer(Trainer):
         losses, letters = [], None
         if "choice" in inputs:
             loss, letters = option_loss(model, inputs["choice"], self.vocab_weight)
-            losses.append(loss)
+            losses.append(_weighted(loss, inputs["choice"]))
         if "lm" in inputs:
-            losses.append(completion_loss(model, inputs["lm"]))
+            losses.append(_weighted(completion_loss(model, inputs["lm"]), inputs["lm"]))
         total = torch.cat(losses).sum() / inputs["n"]
         return (total, {"logits": letters}) if return_outputs else total
 
@@ -47,6 +47,12 @@ class SpuriTrainer(Trainer):
         with torch.no_grad():
             loss, out = self.compute_loss(model, inputs, return_outputs=True)
         return loss.detach(), out["logits"].detach(), inputs["choice"]["answer_index"]
+
+
+def _weighted(loss: torch.Tensor, part: dict[str, Any]) -> torch.Tensor:
+    """Per-example losses x the part's weights (0 for a data-parallel filler row, see `Batcher`)."""
+    weight = part.get("weight")
+    return loss if weight is None else loss * weight.to(loss.device, loss.dtype)
 
 
 def accuracy(pred) -> dict[str, float]:
