@@ -196,7 +196,13 @@ def _load_backend(opts: TrainOptions, spec: Any, args: Any, dtype: str) -> Any:
     return backend
 
 
-def _prepare_model(opts: TrainOptions, backend: Any) -> tuple[Any, LoraSettings | None]:
+def _base_name(spec: Any) -> str:
+    """What the trained model applies to: a hub id, or the loaded folder as an absolute path (for an
+    adapter folder that is the adapter itself, which loads as its base + adapter)."""
+    return str(Path(spec.checkpoint).resolve()) if Path(spec.checkpoint).is_dir() else spec.checkpoint
+
+
+def _prepare_model(opts: TrainOptions, spec: Any, backend: Any) -> tuple[Any, LoraSettings | None]:
     from transformers import set_seed
 
     from spuriverse.train.lora import apply_lora, target_regex
@@ -210,8 +216,13 @@ def _prepare_model(opts: TrainOptions, backend: Any) -> tuple[Any, LoraSettings 
     regex = opts.lora_target_modules or target_regex(model, opts.lora_target)
     lora = LoraSettings(r=opts.lora_r, alpha=opts.lora_alpha, dropout=opts.lora_dropout, target=opts.lora_target,
                         target_modules=regex)
-    return apply_lora(model, r=opts.lora_r, alpha=opts.lora_alpha, dropout=opts.lora_dropout,
-                      target_modules=regex), lora
+    peft_model = apply_lora(model, r=opts.lora_r, alpha=opts.lora_alpha, dropout=opts.lora_dropout,
+                            target_modules=regex)
+    # peft would record the loaded weights' own name: a relative path, or for an adapter folder the
+    # base *without* that adapter (which eval would then silently load). Record what was loaded.
+    for cfg in peft_model.peft_config.values():
+        cfg.base_model_name_or_path = _base_name(spec)
+    return peft_model, lora
 
 
 def _save_final(trainer: Any, model: Any, backend: Any, opts: TrainOptions) -> str:
@@ -244,7 +255,7 @@ def _running_manifest(opts: TrainOptions, spec: Any, backend: Any, model: Any, c
     return TrainManifest(
         status="running", created=old.created if old else now_iso(), config=config, train=train_sum, val=val_sum,
         output="full" if opts.method == "full" else ("merged" if opts.merge else "adapter"),
-        base_model=str(Path(spec.checkpoint).resolve()) if Path(spec.checkpoint).is_dir() else spec.checkpoint,
+        base_model=_base_name(spec),
         base_revision=base_rev, trainable_params=trainable, total_params=total, processes=args.world_size,
         device=str(args.device), resumed_from=list(old.resumed_from) if old else [],
         wall_time_s=old.wall_time_s if old else 0.0, harness=harness_info(),
@@ -275,7 +286,9 @@ def run_train(opts: TrainOptions) -> TrainManifest | None:
     # Data first: bad input fails before any model loads.
     train = load_examples(opts.train_data)
     train_sum = summarize(train)
-    check_trainable(train_sum, allow_single_class=opts.allow_single_class)
+    warning = check_trainable(train_sum, allow_single_class=opts.allow_single_class)
+    if warning:
+        _log(f"spuriverse train: {warning}")
     val = [ex for ex in load_examples(opts.val_data, role="validation") if ex.kind == "choice"] if opts.val_data else []
     if opts.val_data and not val:
         raise TrainDataError("the validation data has no multiple-choice items (naming rows are not validated)")
@@ -286,7 +299,7 @@ def run_train(opts: TrainOptions) -> TrainManifest | None:
     cpu = args.device.type == "cpu"
     dtype = opts.dtype or ("float32" if cpu or opts.method == "full" else ("float16" if opts.fp16 else "bfloat16"))
     backend = _load_backend(opts, spec, args, dtype)
-    model, lora = _prepare_model(opts, backend)
+    model, lora = _prepare_model(opts, spec, backend)
     config = _config(opts, spec, train_sum.fingerprint, val_sum.fingerprint if val_sum else None, lora, args, dtype)
     is_main = args.process_index == 0
     # The main process checks --out and writes the manifest first; the others then read what it wrote.
