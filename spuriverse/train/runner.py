@@ -93,6 +93,14 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _checkpointing_args(training_args: Any, on: bool) -> dict[str, Any]:
+    """Activation (gradient) checkpointing, under the name this transformers uses (newer releases
+    renamed `gradient_checkpointing` and warn on the old name)."""
+    name = "activation_checkpointing" if "activation_checkpointing" in training_args.__dataclass_fields__ \
+        else "gradient_checkpointing"
+    return {name: on, f"{name}_kwargs": {"use_reentrant": False} if on else None}
+
+
 def _training_args(opts: TrainOptions, has_val: bool, find_unused: bool) -> Any:
     import torch
     from transformers import TrainingArguments
@@ -126,8 +134,7 @@ def _training_args(opts: TrainOptions, has_val: bool, find_unused: bool) -> Any:
         disable_tqdm=not opts.progress,
         bf16=opts.bf16,
         fp16=opts.fp16,
-        gradient_checkpointing=opts.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if opts.gradient_checkpointing else None,
+        **_checkpointing_args(TrainingArguments, opts.gradient_checkpointing),
         remove_unused_columns=False,
         dataloader_num_workers=opts.num_workers,
         use_cpu=(opts.device == "cpu") or not torch.cuda.is_available(),

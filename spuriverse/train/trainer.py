@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -84,4 +85,5 @@ class QuietProgress(ProgressCallback):
             self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", epoch=f"{logs.get('epoch', 0):.2f}")
         if "eval_accuracy" in logs:
             self.training_bar.write(f"step {state.global_step} (epoch {logs.get('epoch', 0):.2f}): val accuracy "
-                                    f"{logs['eval_accuracy']:.4f}, val loss {logs.get('eval_loss', float('nan')):.4f}")
+                                    f"{logs['eval_accuracy']:.4f}, val loss {logs.get('eval_loss', float('nan')):.4f}",
+                                    file=sys.stderr)  # with the bar, not amid the results on stdout
