@@ -270,13 +270,35 @@ def _running_manifest(opts: TrainOptions, spec: Any, backend: Any, model: Any, c
     )
 
 
-def run_train(opts: TrainOptions) -> TrainManifest | None:
-    """Train (or resume) into `opts.out`; returns the manifest (None on non-main processes)."""
+def _trainer(opts: TrainOptions, args: Any, model: Any, backend: Any, train: list, val: list) -> Any:
+    """The HF Trainer with our collator, objectives, checkpoint markers and progress bar."""
     from transformers import PrinterCallback, ProgressCallback
 
     from spuriverse.train.batching import Batcher, ExampleDataset, mixed_fillers
-    from spuriverse.train.checkpoints import CompletionMarker, last_complete_checkpoint
+    from spuriverse.train.checkpoints import CompletionMarker
     from spuriverse.train.trainer import EpochSetter, QuietProgress, SpuriTrainer, accuracy
+
+    dataset = ExampleDataset(train, seed=opts.seed, shuffle=True)
+    # Data parallel: every process runs the same forwards each step (see Batcher.fillers).
+    fillers = mixed_fillers(train) if args.world_size > 1 and opts.objective == "option" else {}
+    batcher = Batcher(backend, objective=opts.objective, strategy=opts.strategy, fillers=fillers)
+    trainer = SpuriTrainer(
+        model=model, args=args, data_collator=batcher, train_dataset=dataset,
+        eval_dataset=ExampleDataset(val, seed=opts.seed, shuffle=False) if val else None,
+        compute_metrics=accuracy if val else None, processing_class=backend.processor,
+        callbacks=[CompletionMarker(), EpochSetter(dataset)], vocab_weight=opts.vocab_weight,
+        eval_collator=batcher.eval_batch,
+    )
+    for cb in (ProgressCallback, PrinterCallback):  # one dict printed per step: replaced by a bar postfix
+        trainer.remove_callback(cb)
+    if opts.progress:
+        trainer.add_callback(QuietProgress())
+    return trainer
+
+
+def run_train(opts: TrainOptions) -> TrainManifest | None:
+    """Train (or resume) into `opts.out`; returns the manifest (None on non-main processes)."""
+    from spuriverse.train.checkpoints import last_complete_checkpoint
 
     t0 = time.perf_counter()
     if opts.method not in ("lora", "full") or opts.objective not in ("option", "completion"):
@@ -322,21 +344,7 @@ def run_train(opts: TrainOptions) -> TrainManifest | None:
         _log(f"spuriverse train: {opts.out} is already trained with this configuration; nothing to do")
         return old if is_main else None
 
-    dataset = ExampleDataset(train, seed=opts.seed, shuffle=True)
-    # Data parallel: every process runs the same forwards each step (see Batcher.fillers).
-    fillers = mixed_fillers(train) if args.world_size > 1 and opts.objective == "option" else {}
-    batcher = Batcher(backend, objective=opts.objective, strategy=opts.strategy, fillers=fillers)
-    trainer = SpuriTrainer(
-        model=model, args=args, data_collator=batcher, train_dataset=dataset,
-        eval_dataset=ExampleDataset(val, seed=opts.seed, shuffle=False) if val else None,
-        compute_metrics=accuracy if val else None, processing_class=backend.processor,
-        callbacks=[CompletionMarker(), EpochSetter(dataset)], vocab_weight=opts.vocab_weight,
-        eval_collator=batcher.eval_batch,
-    )
-    for cb in (ProgressCallback, PrinterCallback):  # one dict printed per step: replaced by a bar postfix
-        trainer.remove_callback(cb)
-    if opts.progress:
-        trainer.add_callback(QuietProgress())
+    trainer = _trainer(opts, args, model, backend, train, val)
     # Only the main process sets incomplete checkpoints aside; the others then see complete ones only.
     with args.main_process_first(local=False, desc="finding the last complete checkpoint"):
         resume = last_complete_checkpoint(opts.out / CHECKPOINTS, log=_log if is_main else (lambda m: None))
