@@ -24,8 +24,9 @@ from typing import Any
 
 from spuriverse.atomic import atomic_write_text
 from spuriverse.eval.results import harness_info, now_iso, package_versions
-from spuriverse.models.registry import build_model, resolve_model
+from spuriverse.models.registry import ModelSpec, build_model, resolve_model
 from spuriverse.schema.train import (
+    DataSummary,
     EpochRecord,
     EvalRecord,
     LoraSettings,
@@ -33,7 +34,7 @@ from spuriverse.schema.train import (
     TrainDataSpec,
     TrainManifest,
 )
-from spuriverse.train.data import TrainDataError, check_trainable, load_examples, summarize
+from spuriverse.train.data import TrainDataError, TrainExample, check_trainable, load_examples, summarize
 
 MANIFEST = "train.json"
 CHECKPOINTS = "checkpoints"
@@ -234,15 +235,8 @@ def _save_final(trainer: Any, model: Any, backend: Any, opts: TrainOptions) -> s
     return kind
 
 
-def run_train(opts: TrainOptions) -> TrainManifest | None:
-    """Train (or resume) into `opts.out`; returns the manifest (None on non-main processes)."""
-    from transformers import PrinterCallback, ProgressCallback
-
-    from spuriverse.train.batching import Batcher, ExampleDataset
-    from spuriverse.train.checkpoints import CompletionMarker, last_complete_checkpoint
-    from spuriverse.train.trainer import EpochSetter, QuietProgress, SpuriTrainer, accuracy
-
-    t0 = time.perf_counter()
+def _check_model(opts: TrainOptions) -> ModelSpec:
+    """Validate the options and resolve `--model` to a local Hugging Face model."""
     if opts.method not in ("lora", "full") or opts.objective not in ("option", "completion"):
         raise ValueError("method must be lora|full and objective option|completion")
     if opts.bf16 and opts.fp16:
@@ -254,46 +248,57 @@ def run_train(opts: TrainOptions) -> TrainManifest | None:
             "model. spuriverse train fine-tunes local Hugging Face models (an alias such as llava-1.5, a hub id "
             "or a folder saved with save_pretrained)."
         )
-    # Data first: bad input fails before any model loads.
+    return spec
+
+
+@dataclass
+class _Data:
+    train: list[TrainExample]
+    train_sum: DataSummary
+    val: list[TrainExample]  # multiple-choice items only (naming rows are not validated)
+    val_sum: DataSummary | None
+
+
+def _load_data(opts: TrainOptions) -> _Data:
+    """The training and validation examples, checked (before any model loads)."""
     train = load_examples(opts.train_data)
     train_sum = summarize(train)
     check_trainable(train_sum, allow_single_class=opts.allow_single_class)
     val = [ex for ex in load_examples(opts.val_data, role="validation") if ex.kind == "choice"] if opts.val_data else []
     if opts.val_data and not val:
         raise TrainDataError("the validation data has no multiple-choice items (naming rows are not validated)")
-    val_sum = summarize(val) if val else None
+    return _Data(train, train_sum, val, summarize(val) if val else None)
 
-    find_unused = opts.method == "full" or opts.lora_target != "language" or bool(opts.lora_target_modules)
-    args = _training_args(opts, bool(val), find_unused)
-    cpu = args.device.type == "cpu"
-    dtype = opts.dtype or ("float32" if cpu or opts.method == "full" else ("float16" if opts.fp16 else "bfloat16"))
-    backend = _load_backend(opts, spec, args, dtype)
-    model, lora = _prepare_model(opts, backend)
-    config = _config(opts, spec, train_sum.fingerprint, val_sum.fingerprint if val_sum else None, lora, args, dtype)
-    old = _check_out(opts.out, config)
-    if old is not None and old.status == "complete":
-        _log(f"spuriverse train: {opts.out} is already trained with this configuration; nothing to do")
-        return old if args.process_index == 0 else None
 
+def _running_manifest(opts: TrainOptions, spec: ModelSpec, config: TrainConfig, old: TrainManifest | None,
+                      data: _Data, model: Any, backend: Any, args: Any) -> TrainManifest:
+    """The manifest written before training starts (status "running"), carrying over a resumed run's
+    creation time, resume history and wall time."""
     from spuriverse.train.lora import count_params
 
     trainable, total = count_params(model)
     base_rev = getattr(getattr(backend.model, "config", None), "_commit_hash", None)
-    manifest = TrainManifest(
-        status="running", created=old.created if old else now_iso(), config=config, train=train_sum, val=val_sum,
-        output="full" if opts.method == "full" else ("merged" if opts.merge else "adapter"),
+    return TrainManifest(
+        status="running", created=old.created if old else now_iso(), config=config, train=data.train_sum,
+        val=data.val_sum, output="full" if opts.method == "full" else ("merged" if opts.merge else "adapter"),
         base_model=str(Path(spec.checkpoint).resolve()) if Path(spec.checkpoint).is_dir() else spec.checkpoint,
         base_revision=base_rev, trainable_params=trainable, total_params=total, processes=args.world_size,
         device=str(args.device), resumed_from=list(old.resumed_from) if old else [],
         wall_time_s=old.wall_time_s if old else 0.0, harness=harness_info(),
         packages={**package_versions(), **_extra_versions()},
     )
-    is_main = args.process_index == 0
-    if is_main:
-        opts.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(opts.out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
 
-    dataset = ExampleDataset(train, seed=opts.seed, shuffle=True)
+
+def _build_trainer(opts: TrainOptions, model: Any, backend: Any, args: Any, data: _Data) -> Any:
+    """The `SpuriTrainer` with our collators and callbacks (a progress bar instead of per-step dicts)."""
+    from transformers import PrinterCallback, ProgressCallback
+
+    from spuriverse.train.batching import Batcher, ExampleDataset
+    from spuriverse.train.checkpoints import CompletionMarker
+    from spuriverse.train.trainer import EpochSetter, QuietProgress, SpuriTrainer, accuracy
+
+    val = data.val
+    dataset = ExampleDataset(data.train, seed=opts.seed, shuffle=True)
     batcher = Batcher(backend, objective=opts.objective, strategy=opts.strategy)
     trainer = SpuriTrainer(
         model=model, args=args, data_collator=batcher, train_dataset=dataset,
@@ -306,6 +311,37 @@ def run_train(opts: TrainOptions) -> TrainManifest | None:
         trainer.remove_callback(cb)
     if opts.progress:
         trainer.add_callback(QuietProgress())
+    return trainer
+
+
+def run_train(opts: TrainOptions) -> TrainManifest | None:
+    """Train (or resume) into `opts.out`; returns the manifest (None on non-main processes)."""
+    from spuriverse.train.checkpoints import last_complete_checkpoint
+
+    t0 = time.perf_counter()
+    spec = _check_model(opts)
+    data = _load_data(opts)  # data first: bad input fails before any model loads
+
+    find_unused = opts.method == "full" or opts.lora_target != "language" or bool(opts.lora_target_modules)
+    args = _training_args(opts, bool(data.val), find_unused)
+    cpu = args.device.type == "cpu"
+    dtype = opts.dtype or ("float32" if cpu or opts.method == "full" else ("float16" if opts.fp16 else "bfloat16"))
+    backend = _load_backend(opts, spec, args, dtype)
+    model, lora = _prepare_model(opts, backend)
+    val_fp = data.val_sum.fingerprint if data.val_sum else None
+    config = _config(opts, spec, data.train_sum.fingerprint, val_fp, lora, args, dtype)
+    old = _check_out(opts.out, config)
+    if old is not None and old.status == "complete":
+        _log(f"spuriverse train: {opts.out} is already trained with this configuration; nothing to do")
+        return old if args.process_index == 0 else None
+
+    manifest = _running_manifest(opts, spec, config, old, data, model, backend, args)
+    is_main = args.process_index == 0
+    if is_main:
+        opts.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(opts.out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+
+    trainer = _build_trainer(opts, model, backend, args, data)
     resume = last_complete_checkpoint(opts.out / CHECKPOINTS, log=_log if is_main else (lambda m: None))
     args.distributed_state.wait_for_everyone()  # nobody resumes while rank 0 sets a checkpoint aside
     if resume is not None:
