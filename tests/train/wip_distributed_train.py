@@ -1,6 +1,6 @@
 """Data-parallel training (2 CPU processes, DDP over gloo) equals one process at the same global batch.
 
-On CPU, `accelerate launch --cpu --num_processes 2` silently runs one process (offline-models.md);
+On CPU, `accelerate launch --cpu --num_processes 2` silently runs one process (docs/offline-models.md);
 `torchrun` and `accelerate launch --multi_gpu` with ACCELERATE_USE_CPU=1 run two.
 """
 
