@@ -17,7 +17,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from spuriverse.eval.items import ItemOutcome, collapse_rotations
 from spuriverse.schema import BootstrapInfo, FailureCounts, GroupRow, MetricValue, Sample
+
+# ItemOutcome and collapse_rotations live in spuriverse.eval.items; re-exported for existing callers.
+__all__ = ["BREAKDOWN_FIELDS", "CONTROL_BREAKDOWN_FIELDS", "METRIC_KEYS", "UNSPECIFIED", "ItemOutcome", "Scores",
+           "collapse_rotations", "score_samples"]
 
 METRIC_KEYS: tuple[str, ...] = (
     "anchor_acc", "spurious_acc", "counter_acc", "control_acc", "overall_acc", "mean_group_acc",
@@ -30,25 +35,6 @@ _VARIANT_CODE = {"anchor": 0, "spurious": 1, "counter": 2, "control": 3}
 UNSPECIFIED = "(unspecified)"  # breakdown label for items with an empty attribute
 
 
-class ItemOutcome(NamedTuple):
-    """One benchmark item after collapsing its CircularEval rotations."""
-
-    item_id: str
-    group_id: str
-    variant: str
-    source_benchmark: str
-    category: str
-    spurious_attribute: str
-    correct: bool
-    failed: bool
-    unparsed: bool
-    error_type: str | None = None
-
-    def scored(self, failures_as_wrong: bool) -> bool:
-        """Whether the item enters accuracy denominators."""
-        return failures_as_wrong or not (self.failed or self.unparsed)
-
-
 @dataclass
 class Scores:
     """Everything `results.json` needs from the samples."""
@@ -59,59 +45,6 @@ class Scores:
     failures: FailureCounts
     bootstrap: BootstrapInfo
     failures_as_wrong: bool = True
-
-
-def collapse_rotations(samples: Iterable[Sample]) -> tuple[list[ItemOutcome], int]:
-    """Collapse samples into items, sorted by item_id; return (complete items, n incomplete).
-
-    An item is right iff every rotation is right, failed if any rotation failed, unparsed if any
-    rotation is unparsed and none failed (failed and unparsed items are never right). A CircularEval
-    item (rotation not null) must carry rotations 0..n_options-1; one with fewer is incomplete and
-    left out. Raises ValueError on duplicate (item_id, rotation) or rotations that disagree.
-    """
-    by_item: dict[str, list[Sample]] = {}
-    for s in samples:
-        rows = by_item.get(s.item_id)
-        if rows is None:
-            by_item[s.item_id] = [s]
-        else:
-            rows.append(s)
-    items: list[ItemOutcome] = []
-    incomplete = 0
-    for item_id in sorted(by_item):
-        rows = by_item[item_id]
-        first = rows[0]
-        if len(rows) == 1 and first.rotation is None:  # fast path: no CircularEval
-            failed = first.error is not None
-            unparsed = not failed and first.parse_status == "unparsed"
-            items.append(ItemOutcome(
-                item_id, first.group_id, first.variant, first.source_benchmark, first.category,
-                first.spurious_attribute, first.correct and not failed and not unparsed, failed, unparsed,
-                (first.error_type or "unknown") if failed else None,
-            ))  # fmt: skip
-            continue
-        rows.sort(key=lambda s: -1 if s.rotation is None else s.rotation)
-        first, rotations = rows[0], [s.rotation for s in rows]
-        dup = next((r for r, r2 in zip(rotations, rotations[1:]) if r == r2), -2)
-        if dup != -2:
-            raise ValueError(f"duplicate sample for item {item_id!r} (rotation {dup})")
-        if any((s.group_id, s.variant, s.n_options) != (first.group_id, first.variant, first.n_options)
-               for s in rows):  # fmt: skip
-            raise ValueError(f"item {item_id!r}: rotations disagree on group, variant or options")
-        if None in rotations or not all(0 <= r < first.n_options for r in rotations):  # type: ignore[operator]
-            raise ValueError(f"item {item_id!r}: bad rotations {rotations}")
-        if len(rows) < first.n_options:
-            incomplete += 1
-            continue
-        failed = any(s.error is not None for s in rows)
-        unparsed = not failed and any(s.parse_status == "unparsed" for s in rows)
-        error_type = next((s.error_type or "unknown" for s in rows if s.error is not None), None)
-        items.append(ItemOutcome(
-            item_id, first.group_id, first.variant, first.source_benchmark, first.category,
-            first.spurious_attribute, not failed and not unparsed and all(s.correct for s in rows),
-            failed, unparsed, error_type,
-        ))  # fmt: skip
-    return items, incomplete
 
 
 def _resample_counts(rng: np.random.Generator, n_clusters: int, n_boot: int) -> np.ndarray:
