@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from spuriverse.eval.compare import mcnemar_p
-from spuriverse.eval.metrics import collapse_rotations
+from spuriverse.eval.items import collapse_rotations
 from spuriverse.eval.results import now_iso
 from spuriverse.atomic import atomic_write_bytes, atomic_write_text
 from spuriverse.leaderboard.store import (

@@ -75,8 +75,6 @@ class HFBackend:
         min_p: float | None = None,
         sample_seed: int | None = None,
     ) -> None:
-        from transformers import AutoModelForImageTextToText
-
         if system_prompt not in ("role", "prepend") or prompt_format not in (None, "chat", "raw"):
             raise ValueError("system_prompt must be role|prepend and prompt_format chat|raw")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -95,24 +93,7 @@ class HFBackend:
         # What generate() is given, also recorded as the run's generation settings.
         self.generation = {"do_sample": sample, "temperature": float(temperature), "top_p": top_p if sample else None,
                            "min_p": min_p if sample else None, "seed": sample_seed if sample else None}
-        try:
-            adapter = adapter_base(checkpoint)
-            if adapter is not None:  # a peft adapter folder: its base + the adapter, merged
-                self.processor = load_adapter_processor(checkpoint, *adapter, padding_side="left")
-                model = load_adapter_model(checkpoint, *adapter, dtype=_DTYPES[name], device_map=device_map)
-                revision = revision or adapter[1]
-            else:
-                self.processor = load_processor(checkpoint, revision=revision, padding_side="left")
-                model = AutoModelForImageTextToText.from_pretrained(
-                    checkpoint, revision=revision, dtype=_DTYPES[name], device_map=device_map,
-                    **({"quantization_config": quant} if quant is not None else {}),
-                )
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(
-                f"cannot load model {checkpoint!r}: {str(exc).splitlines()[0]} Without hub access, pass a local "
-                "folder saved with save_pretrained as --model (make eval MODEL=/path), or run `make eval` with "
-                "no MODEL for the offline demo."
-            ) from exc
+        self.processor, model, revision = _load(checkpoint, revision, _DTYPES[name], device_map, quant)
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
@@ -350,3 +331,28 @@ class HFBackend:
         self.model = None  # type: ignore[assignment]
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _load(checkpoint: str, revision: str | None, dtype: torch.dtype, device_map: str | None,
+          quant: Any) -> tuple[Any, Any, str | None]:
+    """(processor, model, revision): a peft adapter folder loads as its base + the adapter, merged."""
+    from transformers import AutoModelForImageTextToText
+
+    try:
+        adapter = adapter_base(checkpoint)
+        if adapter is not None:
+            processor = load_adapter_processor(checkpoint, *adapter, padding_side="left")
+            model = load_adapter_model(checkpoint, *adapter, dtype=dtype, device_map=device_map)
+            return processor, model, revision or adapter[1]
+        processor = load_processor(checkpoint, revision=revision, padding_side="left")
+        model = AutoModelForImageTextToText.from_pretrained(
+            checkpoint, revision=revision, dtype=dtype, device_map=device_map,
+            **({"quantization_config": quant} if quant is not None else {}),
+        )
+        return processor, model, revision
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"cannot load model {checkpoint!r}: {str(exc).splitlines()[0]} Without hub access, pass a local "
+            "folder saved with save_pretrained as --model (make eval MODEL=/path), or run `make eval` with "
+            "no MODEL for the offline demo."
+        ) from exc
