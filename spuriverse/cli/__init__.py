@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _shutdown_distributed(code: int) -> None:
     """Tear down the process group and exit hard: a CPU launch that imported transformers can
-    otherwise abort at interpreter exit after finishing (see offline-models.md)."""
+    otherwise abort at interpreter exit after finishing (see docs/offline-models.md)."""
     try:
         import torch.distributed as dist
 

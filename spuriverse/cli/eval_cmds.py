@@ -36,6 +36,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--circular", action="store_true", help="CircularEval: ask every rotation of the options")
     p.add_argument("--blind", action="store_true", help="ask without the image (text-only baseline)")
     p.add_argument("--max-new-tokens", type=int, help="generation length (default 16 direct, 768 reasoning)")
+    p.add_argument("--preset", help="named generation preset (spuriverse/models/presets.toml); default: greedy")
+    p.add_argument("--paper-settings", dest="preset", action="store_const", const="paper",
+                   help="the SpuriVerse paper's per-family generation settings (= --preset paper): its "
+                   "temperatures, top-p, token limits and seeds; run --seed 42, 332, 1981, 213, 2901 for its 5 seeds")
     p.add_argument("--output-dir", type=Path, help="run folder (default runs/<model>)")
     p.add_argument("--wait", action="store_true",
                    help="if another process is using --output-dir, wait for it to finish (default: fail at once)")
@@ -74,7 +78,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         model=a.model, dataset=a.dataset, output_dir=out, config=a.config, split=a.split,
         revision=a.revision, model_revision=a.model_revision, side_tables=a.side_tables,
         strategy=a.strategy, scoring=a.scoring, batch_size=a.batch_size, limit=a.limit, seed=a.seed,
-        circular=a.circular, blind=a.blind, max_new_tokens=a.max_new_tokens, n_bootstrap=a.bootstrap,
+        circular=a.circular, blind=a.blind, max_new_tokens=a.max_new_tokens, preset=a.preset, n_bootstrap=a.bootstrap,
         progress=not a.no_progress, backend_options=backend_opts, wait=a.wait,
     ))
     if result is not None:
@@ -129,17 +133,26 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_models(a: argparse.Namespace) -> int:
-    from spuriverse.models.registry import registry
+    from spuriverse.models.providers import providers
+    from spuriverse.models.registry import registry, scoring_modes, tested_here
 
     reg = registry()
+    rows = {alias: {"backend": v.backend, "provider": v.provider, "checkpoint": v.checkpoint,
+                    "scoring": list(scoring_modes(v)), "tested_here": tested_here(v), "also": list(v.also),
+                    **v.options, "notes": v.notes}
+            for alias, v in reg.items()}
     if a.json:
-        print(json.dumps({k: {"backend": v.backend, "checkpoint": v.checkpoint, **v.options, "notes": v.notes}
-                          for k, v in reg.items()}, indent=2))
+        print(json.dumps(rows, indent=2))
         return 0
-    width = max(map(len, reg))
-    for alias, spec in reg.items():
-        print(f"{alias:<{width}}  {spec.backend:<8}  {spec.checkpoint:<42}  {spec.notes}")
-    print("\nAlso: any hub id or local folder (HF backend), openai:<name> (API backend).")
+    head = ("alias", "backend", "provider", "checkpoint", "scoring", "tested here")
+    table = [head] + [(k, r["backend"], r["provider"] or "-", r["checkpoint"], "+".join(r["scoring"]),
+                       r["tested_here"]) for k, r in rows.items()]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    prefixes = ", ".join(f"{name}:" for name in providers())
+    print(f"\nAlso: any hub id or local folder (HF backend); <provider>:<name> for an API model without an "
+          f"alias ({prefixes}); `--json` adds notes.")
     return 0
 
 

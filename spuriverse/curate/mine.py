@@ -201,6 +201,16 @@ def iter_rows(source_file: Path, preset: Preset):
             yield layout, row
 
 
+def _count_agreement(agreement: Agreement, ours: str | None, theirs: str | None, answer: str) -> None:
+    """Tally one row's letter and error flag, ours (`parse_answer`) vs the reference's parsed column."""
+    err_ours, err_theirs = ours != answer, theirs is not None and theirs != answer
+    agreement.letter_disagreements += (ours or None) != theirs
+    agreement.errors_ours += err_ours
+    agreement.errors_reference += err_theirs
+    agreement.errors_only_ours += err_ours and not err_theirs
+    agreement.errors_only_reference += err_theirs and not err_ours
+
+
 def mine_predictions(source_file: Path, preset: str, out_dir: Path, *, source_name: str | None = None,
                      use_reference_parsed: bool = False) -> MineSummary:
     """Mine the wrong answers of `source_file` into ``out_dir/errors.jsonl`` (resumable).
@@ -242,12 +252,7 @@ def mine_predictions(source_file: Path, preset: str, out_dir: Path, *, source_na
         if layout.parsed_column:
             agreement = agreement or Agreement()
             theirs = (row[layout.parsed_column] or "").strip() or None
-            err_theirs = theirs is not None and theirs != answer
-            agreement.letter_disagreements += (ours or None) != theirs
-            agreement.errors_ours += err_ours
-            agreement.errors_reference += err_theirs
-            agreement.errors_only_ours += err_ours and not err_theirs
-            agreement.errors_only_reference += err_theirs and not err_ours
+            _count_agreement(agreement, ours, theirs, answer)
         if use_reference_parsed:
             if not layout.parsed_column:
                 raise ValueError(f"{source_file}: no reference column {p.reference_parsed!r} to use")
@@ -263,16 +268,15 @@ def mine_predictions(source_file: Path, preset: str, out_dir: Path, *, source_na
         if cid in written:
             summary.duplicate_ids += 1
             continue
+        written.add(cid)
         if cid in existing:
             summary.already_present += 1
-            written.add(cid)
             continue
         append_jsonl(errors_path, ErrorRecord(
             candidate_id=cid, source=source, question_id=item.question_id, question=row[p.question],
             options=[o if o.strip() else EMPTY_OPTION for o in item.options], answer=answer,
             prediction=letter, raw=raw, image=item.image, category=item.category,
         ))
-        written.add(cid)
         summary.appended += 1
     if layout is None:  # empty file: still check the header
         with open(source_file, newline="", encoding="utf-8") as f:

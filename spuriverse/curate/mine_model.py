@@ -91,40 +91,25 @@ def _canonicalize(path: Path, order: list[str]) -> bool:
     return True
 
 
-def mine_with_model(spec: SourceSpec, model: str, out_dir: str | Path, *, batch_size: int | None = None,
-                    limit: int | None = None, backend_options: dict[str, Any] | None = None,
-                    model_revision: str | None = None, progress: bool = True) -> ModelMineSummary:
-    """Mine the wrong answers of `model` on the source `spec` into ``out_dir`` (resumable).
-
-    `spec.model` is set to `model`. `limit`: only the first N source items. `backend_options`:
-    device, dtype, base_url, api_key, ... as for `run_eval` (None values are dropped).
-    Raises `SourceMismatch` when ``out_dir/source.json`` records another source or model.
-    """
-    t0 = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    spec = spec.model_copy(update={"model": model, "fingerprint": None})
+def _run_model(spec: SourceSpec, out: Path, opts: EvalOptions) -> None:
+    """Step 1: record the source, run the harness over it (samples only), and record the source's
+    fingerprint once the harness has computed it."""
     old = check_same_source(out, spec)
     if old is None:
         write_source_spec(out, spec)
-    run_dir = out / MINE_RUN
-    opts = EvalOptions(model=model, model_revision=model_revision, dataset=spec.dataset, output_dir=run_dir,
-                       config=spec.config,
-                       split=spec.split, revision=spec.revision, mapping=spec.mapping, source_name=spec.name,
-                       batch_size=batch_size, limit=limit, n_bootstrap=0, progress=progress, report=False,
-                       score=False, backend_options={k: v for k, v in (backend_options or {}).items() if v is not None})
     try:
         run_eval(opts)  # samples only: scoring would hold every sample in memory
     except RunConfigMismatch as exc:
         raise RunConfigMismatch(f"{exc} (the source changed since {out} was mined? mine it into a new folder)") \
             from None
-    t_eval = time.perf_counter() - t0
-    fingerprint = RunManifest.model_validate_json((run_dir / MANIFEST).read_text("utf-8")).benchmark.fingerprint
+    fingerprint = RunManifest.model_validate_json((opts.output_dir / MANIFEST).read_text("utf-8")).benchmark.fingerprint
     if old is None or old.fingerprint != fingerprint:
         write_source_spec(out, spec.model_copy(update={"fingerprint": fingerprint}))
 
-    summary = ModelMineSummary(source=spec.name, dataset=spec.dataset, model=model, preset=spec.preset)
-    # Pass 1: samples.jsonl (canonical: benchmark order) -> the wrong samples and the counts.
+
+def _tally_samples(run_dir: Path, summary: ModelMineSummary) -> dict[int, tuple[str | None, str | None]]:
+    """Step 2: stream samples.jsonl (canonical: benchmark order) into the summary's counts; return the
+    wrong samples, index -> (prediction, raw)."""
     wrong: dict[int, tuple[str | None, str | None]] = {}
     items_cat: Counter[str] = Counter()
     errors_cat: Counter[str] = Counter()
@@ -151,8 +136,18 @@ def mine_with_model(spec: SourceSpec, model: str, out_dir: str | Path, *, batch_
         errors_cat[s.category] += 1
         src["errors"] += 1
         wrong[s.index] = (s.prediction, s.raw)
+    summary.per_source = {k: dict(sorted(v.items())) for k, v in sorted(per_source.items())}
+    summary.items_per_category = dict(sorted(items_cat.items()))
+    summary.errors_per_category = dict(sorted(errors_cat.items()))
+    summary.failures_per_category = dict(sorted(fail_cat.items()))
+    summary.failures_by_type = dict(sorted(fail_type.items()))
+    return wrong
 
-    # Pass 2: the source again, decoding only the error items not mined yet (or missing their anchor).
+
+def _write_errors(spec: SourceSpec, out: Path, wrong: dict[int, tuple[str | None, str | None]],
+                  summary: ModelMineSummary) -> None:
+    """Step 3: the source again, decoding only the error items not mined yet (or missing their anchor):
+    write their anchors, append their records, and put errors.jsonl in source order."""
     errors_path = out / ERRORS
     existing = {r.candidate_id: r.image for r in read_jsonl(errors_path, ErrorRecord)}
     order: list[str] = []
@@ -191,11 +186,31 @@ def mine_with_model(spec: SourceSpec, model: str, out_dir: str | Path, *, batch_
     if not errors_path.exists():
         errors_path.touch()  # mined, no errors
 
-    summary.per_source = {k: dict(sorted(v.items())) for k, v in sorted(per_source.items())}
-    summary.items_per_category = dict(sorted(items_cat.items()))
-    summary.errors_per_category = dict(sorted(errors_cat.items()))
-    summary.failures_per_category = dict(sorted(fail_cat.items()))
-    summary.failures_by_type = dict(sorted(fail_type.items()))
+
+def mine_with_model(spec: SourceSpec, model: str, out_dir: str | Path, *, batch_size: int | None = None,
+                    limit: int | None = None, backend_options: dict[str, Any] | None = None,
+                    model_revision: str | None = None, progress: bool = True) -> ModelMineSummary:
+    """Mine the wrong answers of `model` on the source `spec` into ``out_dir`` (resumable).
+
+    `spec.model` is set to `model`. `limit`: only the first N source items. `backend_options`:
+    device, dtype, base_url, api_key, ... as for `run_eval` (None values are dropped).
+    Raises `SourceMismatch` when ``out_dir/source.json`` records another source or model.
+    """
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = spec.model_copy(update={"model": model, "fingerprint": None})
+    run_dir = out / MINE_RUN
+    opts = EvalOptions(model=model, model_revision=model_revision, dataset=spec.dataset, output_dir=run_dir,
+                       config=spec.config,
+                       split=spec.split, revision=spec.revision, mapping=spec.mapping, source_name=spec.name,
+                       batch_size=batch_size, limit=limit, n_bootstrap=0, progress=progress, report=False,
+                       score=False, backend_options={k: v for k, v in (backend_options or {}).items() if v is not None})
+    _run_model(spec, out, opts)
+    t_eval = time.perf_counter() - t0
+    summary = ModelMineSummary(source=spec.name, dataset=spec.dataset, model=model, preset=spec.preset)
+    wrong = _tally_samples(run_dir, summary)
+    _write_errors(spec, out, wrong, summary)
     summary.eval_seconds = round(t_eval, 3)
     summary.seconds = round(time.perf_counter() - t0, 3)
     atomic_write_text(out / SUMMARY, summary.to_json())

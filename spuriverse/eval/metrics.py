@@ -17,7 +17,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from spuriverse.eval.items import ItemOutcome, collapse_rotations
 from spuriverse.schema import BootstrapInfo, FailureCounts, GroupRow, MetricValue, Sample
+
+# ItemOutcome and collapse_rotations live in spuriverse.eval.items; re-exported for existing callers.
+__all__ = ["BREAKDOWN_FIELDS", "CONTROL_BREAKDOWN_FIELDS", "METRIC_KEYS", "UNSPECIFIED", "ItemOutcome", "Scores",
+           "collapse_rotations", "score_samples"]
 
 METRIC_KEYS: tuple[str, ...] = (
     "anchor_acc", "spurious_acc", "counter_acc", "control_acc", "overall_acc", "mean_group_acc",
@@ -30,25 +35,6 @@ _VARIANT_CODE = {"anchor": 0, "spurious": 1, "counter": 2, "control": 3}
 UNSPECIFIED = "(unspecified)"  # breakdown label for items with an empty attribute
 
 
-class ItemOutcome(NamedTuple):
-    """One benchmark item after collapsing its CircularEval rotations."""
-
-    item_id: str
-    group_id: str
-    variant: str
-    source_benchmark: str
-    category: str
-    spurious_attribute: str
-    correct: bool
-    failed: bool
-    unparsed: bool
-    error_type: str | None = None
-
-    def scored(self, failures_as_wrong: bool) -> bool:
-        """Whether the item enters accuracy denominators."""
-        return failures_as_wrong or not (self.failed or self.unparsed)
-
-
 @dataclass
 class Scores:
     """Everything `results.json` needs from the samples."""
@@ -59,59 +45,6 @@ class Scores:
     failures: FailureCounts
     bootstrap: BootstrapInfo
     failures_as_wrong: bool = True
-
-
-def collapse_rotations(samples: Iterable[Sample]) -> tuple[list[ItemOutcome], int]:
-    """Collapse samples into items, sorted by item_id; return (complete items, n incomplete).
-
-    An item is right iff every rotation is right, failed if any rotation failed, unparsed if any
-    rotation is unparsed and none failed (failed and unparsed items are never right). A CircularEval
-    item (rotation not null) must carry rotations 0..n_options-1; one with fewer is incomplete and
-    left out. Raises ValueError on duplicate (item_id, rotation) or rotations that disagree.
-    """
-    by_item: dict[str, list[Sample]] = {}
-    for s in samples:
-        rows = by_item.get(s.item_id)
-        if rows is None:
-            by_item[s.item_id] = [s]
-        else:
-            rows.append(s)
-    items: list[ItemOutcome] = []
-    incomplete = 0
-    for item_id in sorted(by_item):
-        rows = by_item[item_id]
-        first = rows[0]
-        if len(rows) == 1 and first.rotation is None:  # fast path: no CircularEval
-            failed = first.error is not None
-            unparsed = not failed and first.parse_status == "unparsed"
-            items.append(ItemOutcome(
-                item_id, first.group_id, first.variant, first.source_benchmark, first.category,
-                first.spurious_attribute, first.correct and not failed and not unparsed, failed, unparsed,
-                (first.error_type or "unknown") if failed else None,
-            ))  # fmt: skip
-            continue
-        rows.sort(key=lambda s: -1 if s.rotation is None else s.rotation)
-        first, rotations = rows[0], [s.rotation for s in rows]
-        dup = next((r for r, r2 in zip(rotations, rotations[1:]) if r == r2), -2)
-        if dup != -2:
-            raise ValueError(f"duplicate sample for item {item_id!r} (rotation {dup})")
-        if any((s.group_id, s.variant, s.n_options) != (first.group_id, first.variant, first.n_options)
-               for s in rows):  # fmt: skip
-            raise ValueError(f"item {item_id!r}: rotations disagree on group, variant or options")
-        if None in rotations or not all(0 <= r < first.n_options for r in rotations):  # type: ignore[operator]
-            raise ValueError(f"item {item_id!r}: bad rotations {rotations}")
-        if len(rows) < first.n_options:
-            incomplete += 1
-            continue
-        failed = any(s.error is not None for s in rows)
-        unparsed = not failed and any(s.parse_status == "unparsed" for s in rows)
-        error_type = next((s.error_type or "unknown" for s in rows if s.error is not None), None)
-        items.append(ItemOutcome(
-            item_id, first.group_id, first.variant, first.source_benchmark, first.category,
-            first.spurious_attribute, not failed and not unparsed and all(s.correct for s in rows),
-            failed, unparsed, error_type,
-        ))  # fmt: skip
-    return items, incomplete
 
 
 def _resample_counts(rng: np.random.Generator, n_clusters: int, n_boot: int) -> np.ndarray:
@@ -189,39 +122,61 @@ def _cluster_totals(cols: dict[str, np.ndarray], counts: np.ndarray) -> dict[str
     return {k: t[:, j] for j, k in enumerate(names)}
 
 
-def score_samples(
-    samples: Iterable[Sample], *, n_bootstrap: int = 1000, seed: int = 0, level: float = 0.95,
-    failures_as_wrong: bool = True, expected_items: int | None = None, breakdowns: bool = True,
-) -> Scores:  # fmt: skip
-    """Score a run's samples (definitions: README "Metrics"). Input order never matters.
+@dataclass
+class _ItemArrays:
+    """The collapsed items as parallel arrays, and each item's cluster row (its group among the groups,
+    or its control cluster among the control clusters)."""
 
-    The cheap path for bulk re-scoring: n_bootstrap=0 (no intervals) and breakdowns=False.
-    """
-    if n_bootstrap < 0 or not 0 < level < 1:
-        raise ValueError("need n_bootstrap >= 0 and 0 < level < 1")
-    items, incomplete = collapse_rotations(samples)
-    n = len(items)
-    if expected_items is not None and expected_items < n:
-        raise ValueError(f"{n} scored items but only {expected_items} expected")
-    var = np.fromiter((_VARIANT_CODE[it.variant] for it in items), np.int64, n)
-    correct = np.fromiter((it.correct for it in items), bool, n)
-    failed = np.fromiter((it.failed for it in items), bool, n)
-    unparsed = np.fromiter((it.unparsed for it in items), bool, n)
-    scored = np.ones(n, bool) if failures_as_wrong else ~(failed | unparsed)
-    ctrl = var == 3
-    groups = sorted({it.group_id for it in items if it.variant != "control"})
-    controls = sorted({it.group_id for it in items if it.variant == "control"})
-    index = ({g: i for i, g in enumerate(groups)}, {g: i for i, g in enumerate(controls)})
-    row = np.fromiter((index[it.variant == "control"][it.group_id] for it in items), np.int64, n)
-    n_g, n_c = len(groups), len(controls)
+    items: list[ItemOutcome]
+    var: np.ndarray  # _VARIANT_CODE per item
+    correct: np.ndarray
+    failed: np.ndarray
+    unparsed: np.ndarray
+    scored: np.ndarray  # enters accuracy denominators
+    ctrl: np.ndarray
+    groups: list[str]  # non-control group ids, sorted
+    controls: list[str]  # control group ids, sorted
+    row: np.ndarray
 
-    def count(mask: np.ndarray, size: int) -> np.ndarray:
-        return np.bincount(row[mask], minlength=size).astype(float)
+    @classmethod
+    def build(cls, items: list[ItemOutcome], failures_as_wrong: bool) -> _ItemArrays:
+        n = len(items)
+        var = np.fromiter((_VARIANT_CODE[it.variant] for it in items), np.int64, n)
+        correct = np.fromiter((it.correct for it in items), bool, n)
+        failed = np.fromiter((it.failed for it in items), bool, n)
+        unparsed = np.fromiter((it.unparsed for it in items), bool, n)
+        scored = np.ones(n, bool) if failures_as_wrong else ~(failed | unparsed)
+        groups = sorted({it.group_id for it in items if it.variant != "control"})
+        controls = sorted({it.group_id for it in items if it.variant == "control"})
+        index = ({g: i for i, g in enumerate(groups)}, {g: i for i, g in enumerate(controls)})
+        row = np.fromiter((index[it.variant == "control"][it.group_id] for it in items), np.int64, n)
+        return cls(items, var, correct, failed, unparsed, scored, var == 3, groups, controls, row)
 
-    gc: dict[str, np.ndarray] = {}  # per-group sums
+    @property
+    def n_g(self) -> int:
+        return len(self.groups)
+
+    @property
+    def n_c(self) -> int:
+        return len(self.controls)
+
+    def count(self, mask: np.ndarray, size: int) -> np.ndarray:
+        """Items under `mask` per cluster row."""
+        return np.bincount(self.row[mask], minlength=size).astype(float)
+
+
+class _GroupSums(NamedTuple):
+    sums: dict[str, np.ndarray]  # name -> per-group sum
+    acc: np.ndarray  # per-group accuracy over anchor + spurious items (NaN = none scored)
+    consistent: np.ndarray  # right on the anchor and every spurious item (eligible groups only)
+
+
+def _group_sums(a: _ItemArrays) -> _GroupSums:
+    """Per-group sums behind every group-level quantity."""
+    gc: dict[str, np.ndarray] = {}
     for code, v in enumerate(("anchor", "spurious", "counter")):
-        gc[f"{v}_n"] = count((var == code) & scored, n_g)
-        gc[f"{v}_c"] = count((var == code) & scored & correct, n_g)
+        gc[f"{v}_n"] = a.count((a.var == code) & a.scored, a.n_g)
+        gc[f"{v}_c"] = a.count((a.var == code) & a.scored & a.correct, a.n_g)
     right, asked = gc["anchor_c"] + gc["spurious_c"], gc["anchor_n"] + gc["spurious_n"]
     acc_g = _ratio(right, asked)
     eligible = (gc["anchor_n"] > 0) & (gc["spurious_n"] > 0)
@@ -230,47 +185,72 @@ def score_samples(
     gc.update(
         group_acc=np.nan_to_num(acc_g), has_acc=(asked > 0).astype(float), eligible=eligible.astype(float),
         consistent=consistent.astype(float), cs_spurious_n=gc["spurious_n"] * with_counter,
-        cs_spurious_c=gc["spurious_c"] * with_counter, items=count(~ctrl, n_g),
-        failed=count(~ctrl & failed, n_g), unparsed=count(~ctrl & unparsed, n_g),
+        cs_spurious_c=gc["spurious_c"] * with_counter, items=a.count(~a.ctrl, a.n_g),
+        failed=a.count(~a.ctrl & a.failed, a.n_g), unparsed=a.count(~a.ctrl & a.unparsed, a.n_g),
     )  # fmt: skip
-    cc = {  # per-control-cluster sums
-        "control_n": count(ctrl & scored, n_c), "control_c": count(ctrl & scored & correct, n_c),
-        "items": count(ctrl, n_c), "failed": count(ctrl & failed, n_c), "unparsed": count(ctrl & unparsed, n_c),
+    return _GroupSums(gc, acc_g, consistent)
+
+
+def _control_sums(a: _ItemArrays) -> dict[str, np.ndarray]:
+    """Per-control-cluster sums."""
+    c, n_c = a.ctrl, a.n_c
+    return {
+        "control_n": a.count(c & a.scored, n_c), "control_c": a.count(c & a.scored & a.correct, n_c),
+        "items": a.count(c, n_c), "failed": a.count(c & a.failed, n_c), "unparsed": a.count(c & a.unparsed, n_c),
     }  # fmt: skip
-    blocks: list[tuple[str, bool, list[str], np.ndarray, np.ndarray]] = []  # breakdown sums per cluster x label
+
+
+class _Block(NamedTuple):
+    """One breakdown: items asked and answered right per cluster x label."""
+
+    name: str
+    is_control: bool
+    labels: list[str]
+    asked: np.ndarray  # (clusters, labels)
+    right: np.ndarray
+
+
+def _breakdown_blocks(a: _ItemArrays) -> list[_Block]:
+    """Breakdowns of anchor + spurious items by BREAKDOWN_FIELDS and of controls by
+    CONTROL_BREAKDOWN_FIELDS, only for fields some item fills in."""
+    blocks: list[_Block] = []
     for prefix, mask, fields, size in (
-        ("", ~ctrl & (var <= 1) & scored, BREAKDOWN_FIELDS, n_g),
-        ("control_", ctrl & scored, CONTROL_BREAKDOWN_FIELDS, n_c),
-    ) if breakdowns else ():
+        ("", ~a.ctrl & (a.var <= 1) & a.scored, BREAKDOWN_FIELDS, a.n_g),
+        ("control_", a.ctrl & a.scored, CONTROL_BREAKDOWN_FIELDS, a.n_c),
+    ):
         idx = np.flatnonzero(mask)
         for f in fields:
-            vals = [getattr(items[i], f) or UNSPECIFIED for i in idx]
+            vals = [getattr(a.items[i], f) or UNSPECIFIED for i in idx]
             if all(v == UNSPECIFIED for v in vals):
                 continue  # breakdown only "where present"
             labels = sorted(set(vals))
             code_of = {lab: j for j, lab in enumerate(labels)}
-            flat = row[idx] * len(labels) + np.fromiter((code_of[v] for v in vals), np.int64, len(vals))
+            flat = a.row[idx] * len(labels) + np.fromiter((code_of[v] for v in vals), np.int64, len(vals))
             asked_m = np.bincount(flat, minlength=size * len(labels)).reshape(size, len(labels)).astype(float)
-            right_m = np.bincount(flat[correct[idx]], minlength=size * len(labels)).reshape(size, len(labels))
-            blocks.append((prefix + f, prefix == "control_", labels, asked_m, right_m.astype(float)))
+            right_m = np.bincount(flat[a.correct[idx]], minlength=size * len(labels)).reshape(size, len(labels))
+            blocks.append(_Block(prefix + f, prefix == "control_", labels, asked_m, right_m.astype(float)))
+    return blocks
 
-    rng = np.random.default_rng(seed)
-    mg = _resample_counts(rng, n_g, n_bootstrap)
-    mc = _resample_counts(rng, n_c, n_bootstrap)
+
+def _metric_series(
+    g: _GroupSums, cc: dict[str, np.ndarray], mg: np.ndarray, mc: np.ndarray,
+) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:  # fmt: skip
+    """name -> (value per resample, items (or groups) per resample, clusters behind it), in METRIC_KEYS
+    order; mg / mc = the group / control resample counts."""
+    gc = g.sums
     tg, tc = _cluster_totals(gc, mg), _cluster_totals(cc, mc)
     n_a, n_s, n_k, n_ctl = tg["anchor_n"], tg["spurious_n"], tg["counter_n"], tc["control_n"]
     anchor, spur = _ratio(tg["anchor_c"], n_a), _ratio(tg["spurious_c"], n_s)
     counter, control = _ratio(tg["counter_c"], n_k), _ratio(tc["control_c"], n_ctl)
     n_all = tg["items"] + tc["items"]
-    worst, bottom = _group_extremes(mg, acc_g)
+    worst, bottom = _group_extremes(mg, g.acc)
     n_grp = tg["has_acc"]
 
     def nz(*cols: np.ndarray) -> int:  # clusters contributing to a quantity
         return int(np.count_nonzero(sum(cols)))
 
     k_a, k_s, k_c, k_grp = nz(gc["anchor_n"]), nz(gc["spurious_n"]), nz(cc["control_n"]), nz(gc["has_acc"])
-    # name -> (value per resample, items (or groups) per resample, clusters behind it)
-    series: dict[str, tuple[np.ndarray, np.ndarray, int]] = {
+    return {
         "anchor_acc": (anchor, n_a, k_a),
         "spurious_acc": (spur, n_s, k_s),
         "counter_acc": (counter, n_k, nz(gc["counter_n"])),
@@ -287,54 +267,93 @@ def score_samples(
         "failed_rate": (_ratio(tg["failed"] + tc["failed"], n_all), n_all, nz(gc["items"]) + nz(cc["items"])),
         "unparsed_rate": (_ratio(tg["unparsed"] + tc["unparsed"], n_all), n_all, nz(gc["items"]) + nz(cc["items"])),
     }
+
+
+def _metric_values(
+    series: dict[str, tuple[np.ndarray, np.ndarray, int]], blocks: list[_Block], mg: np.ndarray,
+    mc: np.ndarray, level: float, with_intervals: bool,
+) -> dict[str, MetricValue]:  # fmt: skip
+    """Every metric and breakdown cell (keyed "field\\x00label") with its percentile interval, from one
+    (resamples x quantities) table."""
     names = list(series)
     table = [np.column_stack([series[k][0] for k in names])]
     n_items = [float(series[k][1][0]) for k in names]
     n_clusters = [series[k][2] for k in names]
-    for name, is_ctrl, labels, asked_m, right_m in blocks:
-        m = mc if is_ctrl else mg
-        t_n = _mm(m, asked_m)
-        table.append(_ratio(_mm(m, right_m), t_n))
+    for b in blocks:
+        m = mc if b.is_control else mg
+        t_n = _mm(m, b.asked)
+        table.append(_ratio(_mm(m, b.right), t_n))
         n_items += t_n[0].tolist()
-        n_clusters += np.count_nonzero(asked_m, axis=0).tolist()
-        names += [f"{name}\x00{lab}" for lab in labels]
+        n_clusters += np.count_nonzero(b.asked, axis=0).tolist()
+        names += [f"{b.name}\x00{lab}" for lab in b.labels]
     mat = np.hstack(table)
-    lo, hi = _percentile_ci(mat[1:], level) if n_bootstrap else (None, None)
+    lo, hi = _percentile_ci(mat[1:], level) if with_intervals else (None, None)
     values: dict[str, MetricValue] = {}
     for j, k in enumerate(names):
         v = _value(mat[0, j])
         # one cluster has no between-cluster spread to resample: no interval rather than a fake [v, v]
         ci = (None, None) if v is None or lo is None or hi is None or n_clusters[j] < 2 else (_value(lo[j]), _value(hi[j]))
         values[k] = MetricValue(value=v, ci_low=ci[0], ci_high=ci[1], n=int(n_items[j]) if v is not None else 0)
-    by: dict[str, dict[str, MetricValue]] = {}
-    for k in names[len(METRIC_KEYS) :]:
-        name, lab = k.split("\x00", 1)
-        by.setdefault(name, {})[lab] = values[k]
+    return values
 
-    ref: dict[str, ItemOutcome] = {}  # the group's anchor (else its first item) names its attributes
-    for it in items:
+
+def _per_group_rows(a: _ItemArrays, g: _GroupSums) -> list[GroupRow]:
+    """One row per group; the group's anchor (else its first item) names its attributes."""
+    ref: dict[str, ItemOutcome] = {}
+    for it in a.items:
         if it.variant != "control" and (it.group_id not in ref or it.variant == "anchor" != ref[it.group_id].variant):
             ref[it.group_id] = it  # first item of the group, replaced by its first anchor
-    per_group = [
+    gc, consistent = g.sums, g.consistent
+    return [
         GroupRow(
-            group_id=g, source_benchmark=ref[g].source_benchmark, spurious_attribute=ref[g].spurious_attribute,
-            n_items=int(gc["items"][i]), acc=_value(acc_g[i]),
+            group_id=gid, source_benchmark=ref[gid].source_benchmark, spurious_attribute=ref[gid].spurious_attribute,
+            n_items=int(gc["items"][i]), acc=_value(g.acc[i]),
             anchor_correct=bool(gc["anchor_c"][i] == gc["anchor_n"][i]) if gc["anchor_n"][i] else None,
             spurious_acc=_frac(gc["spurious_c"][i], gc["spurious_n"][i]),
             counter_acc=_frac(gc["counter_c"][i], gc["counter_n"][i]), consistent=bool(consistent[i]) if gc["eligible"][i] else None,
             n_failed=int(gc["failed"][i]), n_unparsed=int(gc["unparsed"][i]),
         )
-        for i, g in enumerate(groups)
+        for i, gid in enumerate(a.groups)
     ]  # fmt: skip
-    n_failed, n_unparsed = int(failed.sum()), int(unparsed.sum())
-    failures = FailureCounts(
+
+
+def _failure_counts(a: _ItemArrays, expected_items: int | None, incomplete: int) -> FailureCounts:
+    n = len(a.items)
+    n_failed, n_unparsed = int(a.failed.sum()), int(a.unparsed.sum())
+    return FailureCounts(
         n_samples=n, n_failed=n_failed, n_unparsed=n_unparsed,
         failed_rate=n_failed / n if n else 0.0, unparsed_rate=n_unparsed / n if n else 0.0,
-        by_type=dict(sorted(Counter(str(it.error_type) for it in items if it.failed).items())),
+        by_type=dict(sorted(Counter(str(it.error_type) for it in a.items if it.failed).items())),
         n_missing=(expected_items - n) if expected_items is not None else incomplete,
     )  # fmt: skip
+
+
+def score_samples(
+    samples: Iterable[Sample], *, n_bootstrap: int = 1000, seed: int = 0, level: float = 0.95,
+    failures_as_wrong: bool = True, expected_items: int | None = None, breakdowns: bool = True,
+) -> Scores:  # fmt: skip
+    """Score a run's samples (definitions: README "Metrics"). Input order never matters.
+
+    The cheap path for bulk re-scoring: n_bootstrap=0 (no intervals) and breakdowns=False.
+    """
+    if n_bootstrap < 0 or not 0 < level < 1:
+        raise ValueError("need n_bootstrap >= 0 and 0 < level < 1")
+    items, incomplete = collapse_rotations(samples)
+    if expected_items is not None and expected_items < len(items):
+        raise ValueError(f"{len(items)} scored items but only {expected_items} expected")
+    a = _ItemArrays.build(items, failures_as_wrong)
+    g, cc = _group_sums(a), _control_sums(a)
+    blocks = _breakdown_blocks(a) if breakdowns else []
+    rng = np.random.default_rng(seed)  # groups are drawn first, then control clusters, from one stream
+    mg = _resample_counts(rng, a.n_g, n_bootstrap)
+    mc = _resample_counts(rng, a.n_c, n_bootstrap)
+    values = _metric_values(_metric_series(g, cc, mg, mc), blocks, mg, mc, level, n_bootstrap > 0)
+    by: dict[str, dict[str, MetricValue]] = {}
+    for k in list(values)[len(METRIC_KEYS) :]:
+        name, lab = k.split("\x00", 1)
+        by.setdefault(name, {})[lab] = values[k]
     return Scores(
-        metrics={k: values[k] for k in METRIC_KEYS}, breakdowns=by, per_group=per_group,
-        failures=failures, bootstrap=BootstrapInfo(iterations=n_bootstrap, seed=seed, level=level),
-        failures_as_wrong=failures_as_wrong,
+        metrics={k: values[k] for k in METRIC_KEYS}, breakdowns=by, per_group=_per_group_rows(a, g),
+        failures=_failure_counts(a, expected_items, incomplete),
+        bootstrap=BootstrapInfo(iterations=n_bootstrap, seed=seed, level=level), failures_as_wrong=failures_as_wrong,
     )  # fmt: skip

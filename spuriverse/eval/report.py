@@ -53,6 +53,12 @@ def _code(text: object) -> str:
     return "`" + str(text).replace("`", "'").replace("\r", " ").replace("\n", " ") + "`"
 
 
+def _extra_generation(g) -> list[tuple[str, object]]:
+    """Generation settings beyond the greedy defaults (top_p, min_p, seed, reasoning effort, preset)."""
+    keys = ("top_p", "min_p", "seed", "reasoning_effort", "preset")
+    return [(k, getattr(g, k)) for k in keys if getattr(g, k) is not None]
+
+
 def _plain(text: object) -> str:
     """A user string made safe for matplotlib text ("$" would start mathtext)."""
     return str(text).replace("$", r"\$")
@@ -165,10 +171,14 @@ def render_markdown(result: RunResult) -> str:
         "",
         f"- Model: alias {_code(m.alias)}, backend {_code(m.backend)}, checkpoint {_code(m.checkpoint)}"
         f"{', revision ' + _code(m.revision) if m.revision else ''}{', dtype ' + _esc(m.dtype) if m.dtype else ''}"
-        f"{', device ' + _esc(m.device) if m.device else ''}",
+        f"{', device ' + _esc(m.device) if m.device else ''}"
+        f"{', provider ' + _code(m.provider) if m.provider else ''}"
+        f"{', quantization ' + _esc(m.quantization) if m.quantization else ''}",
         f"- Benchmark: {_code(b.source)}, layout {b.layout}, fingerprint {_code(b.fingerprint)}",
         f"- Strategy `{r.strategy}`, scoring `{r.scoring}`, CircularEval {'on' if r.circular else 'off'}, seed {r.seed}",
-        f"- Generation: max_new_tokens {g.max_new_tokens}, do_sample {g.do_sample}, temperature {g.temperature:g}"
+        f"- Generation: max_new_tokens {g.max_new_tokens}, do_sample {g.do_sample}, temperature "
+        + ("provider default" if g.temperature is None else f"{g.temperature:g}")
+        + "".join(f", {k} {_esc(str(v))}" for k, v in _extra_generation(g))
         + (f", top_logprobs {g.top_logprobs}" if g.top_logprobs is not None else ""),
         f"- Prompt hash {_code(r.prompt_hash)}, parser version {_code(r.parser_version)}",
         f"- Harness: spuriverse {_esc(h.version)}, commit {_code((h.git_commit or 'unknown')[:12])}"

@@ -19,11 +19,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from spuriverse.atomic import atomic_write_text
-from spuriverse.data import LoadedItem, load_benchmark
+from spuriverse.data import Benchmark, LoadedItem, load_benchmark
 from spuriverse.eval.parsing import PARSER_VERSION, parse_answer
 from spuriverse.locking import LOCK_NAME, folder_lock
 from spuriverse.eval.prefetch import prefetch
-from spuriverse.eval.prompts import get_template, render_prompt, rotate_options
+from spuriverse.eval.prompts import Template, get_template, render_prompt, rotate_options
 from spuriverse.eval.results import (
     MANIFEST,
     RESULTS,
@@ -44,8 +44,9 @@ from spuriverse.eval.samples import (
     shard_files,
     write_canonical,
 )
-from spuriverse.models.base import Generation, OptionScores, Request
-from spuriverse.models.registry import AUTO_SCORING, build_model, resolve_model
+from spuriverse.models.base import LVLM, Generation, OptionScores, Request
+from spuriverse.models.presets import GenerationPreset, generation_preset
+from spuriverse.models.registry import AUTO_SCORING, ModelSpec, build_model, resolve_model
 from spuriverse.schema import ColumnMapping, GenerationInfo, Item, RunConfig, RunManifest, RunResult, Sample
 
 DEFAULT_MAX_NEW_TOKENS = {"direct": 16, "cot": 768, "spurious_aware": 768}
@@ -81,6 +82,7 @@ class EvalOptions:
     circular: bool = False
     blind: bool = False
     max_new_tokens: int | None = None
+    preset: str | None = None  # a named generation preset (presets.toml), e.g. "paper"
     n_bootstrap: int = 1000
     model_note: str | None = None  # shown in the report (e.g. "random weights")
     progress: bool = True
@@ -190,18 +192,178 @@ def _expand(li: LoadedItem, done: set, circular: bool) -> Iterator[_Pending]:
         yield _Pending(li.index, item, r, opts, ans)
 
 
-def run_eval(opts: EvalOptions) -> RunResult | None:
-    """Run (or resume) an evaluation; returns the scored result (None on non-main processes).
+@dataclass
+class _Run:
+    """One evaluation as resolved at its start: what every step below needs."""
 
-    The output folder is locked for the whole run (`spuriverse.locking`): a second `eval` on the same
-    folder fails at once naming the holder, or waits with ``opts.wait``. Under data parallelism every
-    rank holds its own lock (rank 0 the folder's), so a second launch fails on every rank."""
+    opts: EvalOptions
+    bench: Benchmark
+    spec: ModelSpec
+    scoring: str
+    template: Template
+    max_new: int
+    config: RunConfig
+    run_dir: Path
+    state: Any | None  # accelerate's PartialState under a multi-process launch
+    rank: int
+    world: int
+    timings: dict[str, float]
+    t_start: float
+    preset: GenerationPreset | None = None
+
+
+@dataclass
+class _Plan:
+    """Which (item, rotation) keys this process still has to ask: not in `samples.jsonl` yet, within
+    `--limit`, and in this process's share (every world-th item)."""
+
+    done: set[tuple[str, int | None]]
+    limit: int
+    circular: bool
+    rank: int
+    world: int
+
+    def keys(self, item: Item) -> list[tuple[str, int | None]]:
+        return [(item.item_id, r) for r in (range(len(item.options)) if self.circular else [None])]
+
+    def want(self, index: int, item: Item) -> bool:
+        if index >= self.limit or index % self.world != self.rank:
+            return False
+        return any(k not in self.done for k in self.keys(item))
+
+    def todo(self, bench: Benchmark) -> int:
+        """Keys this process still has to ask (a metadata pass: no image is decoded)."""
+        return sum(sum(k not in self.done for k in self.keys(it))
+                   for i, it in enumerate(bench.items()) if self.want(i, it))  # fmt: skip
+
+
+def _resolve_run(opts: EvalOptions) -> _Run:
+    """Load the benchmark, resolve the model and the run configuration; create the run folder."""
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    state = _dist_state()
+    rank, world = (state.process_index, state.num_processes) if state else (0, 1)
+
+    bench = load_benchmark(opts.dataset, opts.config, opts.revision, opts.split, opts.side_tables,
+                           mapping=opts.mapping, source_name=opts.source_name)
+    timings["load_benchmark_s"] = time.perf_counter() - t_start
+    spec = resolve_model(opts.model, opts.model_revision)
+    if opts.backend_options.get("quantization") and spec.backend != "hf":
+        raise ValueError(f"--quantization applies to local (hf) models; {spec.alias} is a {spec.backend} model")
+    preset: GenerationPreset | None = generation_preset(opts.preset, spec.alias, opts.seed) if opts.preset else None
+    requested = preset.scoring if preset and opts.scoring == "auto" else opts.scoring
+    scoring = _choose_scoring(requested, opts.strategy, spec.backend)
+    template = get_template(opts.strategy)
+    max_new = opts.max_new_tokens or (preset and preset.max_new_tokens) or DEFAULT_MAX_NEW_TOKENS[opts.strategy]
+    config = RunConfig(
+        model=spec.alias, backend=spec.backend, checkpoint=spec.checkpoint, revision=spec.revision,
+        dataset=opts.dataset, config=opts.config, split=opts.split, dataset_revision=opts.revision,
+        fingerprint=bench.fingerprint, strategy=opts.strategy, scoring=scoring, circular=opts.circular,
+        blind=opts.blind, seed=opts.seed, prompt_hash=template.hash, parser_version=PARSER_VERSION,
+        max_new_tokens=max_new, preset=opts.preset, quantization=opts.backend_options.get("quantization"),
+    )
     run_dir = Path(opts.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    rank = int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
-    name = LOCK_NAME if rank == 0 else f"{LOCK_NAME}.rank{rank}"
-    with folder_lock(run_dir, stage="eval", wait=opts.wait, name=name):
-        return _run_eval_locked(opts)
+    return _Run(opts, bench, spec, scoring, template, max_new, config, run_dir, state, rank, world, timings,
+                t_start, preset)
+
+
+def _load_model(run: _Run, manifest: RunManifest | None) -> tuple[Any, RunManifest]:
+    """Build the model and (re)write the run manifest with what it reports about itself."""
+    opts, spec, state = run.opts, run.spec, run.state
+    t0 = time.perf_counter()
+    overrides = {**(run.preset.backend_options if run.preset else {}), **opts.backend_options}
+    overrides["batch_size"] = opts.batch_size
+    if state is not None:
+        overrides.setdefault("device", str(state.device))
+    model = build_model(spec, seed=opts.seed, **overrides)
+    if run.scoring == "logprob" and not getattr(model, "supports_logprobs", True):
+        model.close()
+        raise ValueError(f"{spec.alias} returns no log-probs: use --scoring generate")
+    if hasattr(model, "prepare"):
+        model.prepare(run.bench.answer_counts)
+    run.timings["load_model_s"] = time.perf_counter() - t0
+    info = model.info.model_copy(update={"alias": spec.alias, "blind": opts.blind, "note": opts.model_note})
+    manifest = RunManifest(
+        created=manifest.created if manifest else now_iso(), config=run.config,
+        benchmark=run.bench.info(), model=info,
+        generation=GenerationInfo(max_new_tokens=run.max_new, preset=opts.preset,
+                                  top_logprobs=getattr(model, "top_logprobs", None),
+                                  **getattr(model, "generation", {})),
+        harness=harness_info(), packages=package_versions(), limit=opts.limit,
+    )
+    if run.rank == 0:
+        atomic_write_text(run.run_dir / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+    return model, manifest
+
+
+def _infer(run: _Run, model: LVLM, plan: _Plan, todo: int) -> None:
+    """Ask the model every planned request, in chunks, appending one durable sample per answer to
+    this process's shard."""
+    opts, scoring, template = run.opts, run.scoring, run.template
+    shard = run.run_dir / (SAMPLES if run.world == 1 else f"samples.rank{run.rank}.jsonl")
+    bar = tqdm(total=todo,
+               disable=not opts.progress or run.rank != 0, desc=f"eval {run.spec.alias}", unit="q",
+               dynamic_ncols=True)
+    method = model.score_options if scoring == "logprob" else model.generate
+    with SampleWriter(shard) as writer:
+        pending: list[tuple[_Pending, Request]] = []
+        held = 0
+        keep_pixels = getattr(model, "needs_pixels", True)
+
+        def flush() -> None:
+            nonlocal held
+            held = 0
+            reqs = [r for _, r in pending]
+            for pos, response in method(reqs):
+                writer.write(_make_sample(pending[pos][0], scoring, template.hash, response))
+                bar.update(1)
+            pending.clear()
+
+        # Items (with decoded images) are produced ahead in a thread: decoding overlaps inference.
+        for li in prefetch(run.bench.iter_items(plan.want, keep_pixels), 64):
+            for p in _expand(li, plan.done, opts.circular):
+                if li.image_error is not None and not opts.blind:
+                    writer.write(_make_sample(p, scoring, template.hash, None, li.image_error))
+                    bar.update(1)
+                    continue
+                rp = render_prompt(li.item.question, p.options, opts.strategy)
+                key = li.item.item_id if p.rotation is None else f"{li.item.item_id}#{p.rotation}"
+                pending.append((p, Request(system=rp.system, prompt=rp.user,
+                                           image=None if opts.blind else li.image,
+                                           letters=rp.letters, max_new_tokens=run.max_new, key=key)))
+                if li.image is not None and not opts.blind:
+                    w, h = li.image.size
+                    held += 3 * w * h if keep_pixels else len(li.image.data)
+                if len(pending) >= model.chunk_size or held >= CHUNK_IMAGE_BYTES:
+                    flush()
+        if pending:
+            flush()
+    bar.close()
+    model.close()
+
+
+def _finish(run: _Run, manifest: RunManifest, todo: int) -> RunResult | None:
+    """Wait for the other processes, merge their shards into the canonical `samples.jsonl`, score and
+    write the result (main process only)."""
+    opts, run_dir, timings = run.opts, run.run_dir, run.timings
+    if run.state is not None:
+        run.state.wait_for_everyone()
+        if not run.state.is_main_process:
+            return None
+    if not opts.score:  # memory stays flat in benchmark size: no sample is held
+        canonicalize_in_place(run_dir)
+        return None
+    samples = read_run_samples(run_dir)
+    write_canonical(run_dir, samples)
+    timings["total_s"] = time.perf_counter() - run.t_start
+    timings["processes"] = run.world
+    if todo:
+        timings["samples_per_s"] = todo / max(timings["inference_s"], 1e-9)
+    result = build_result(manifest, samples, timings=timings, n_bootstrap=opts.n_bootstrap,
+                          samples_sha256=file_sha256(run_dir / SAMPLES))
+    write_result(run_dir, result, report=opts.report)
+    return result
 
 
 def _finished_result(run_dir: Path, opts: EvalOptions) -> RunResult | None:
@@ -218,128 +380,36 @@ def _finished_result(run_dir: Path, opts: EvalOptions) -> RunResult | None:
     return result
 
 
-def _run_eval_locked(opts: EvalOptions) -> RunResult | None:
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    state = _dist_state()
-    rank, world = (state.process_index, state.num_processes) if state else (0, 1)
+def run_eval(opts: EvalOptions) -> RunResult | None:
+    """Run (or resume) an evaluation; returns the scored result (None on non-main processes).
 
-    bench = load_benchmark(opts.dataset, opts.config, opts.revision, opts.split, opts.side_tables,
-                           mapping=opts.mapping, source_name=opts.source_name)
-    timings["load_benchmark_s"] = time.perf_counter() - t_start
-    spec = resolve_model(opts.model, opts.model_revision)
-    scoring = _choose_scoring(opts.scoring, opts.strategy, spec.backend)
-    template = get_template(opts.strategy)
-    max_new = opts.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[opts.strategy]
-    config = RunConfig(
-        model=spec.alias, backend=spec.backend, checkpoint=spec.checkpoint, revision=spec.revision,
-        dataset=opts.dataset, config=opts.config, split=opts.split, dataset_revision=opts.revision,
-        fingerprint=bench.fingerprint, strategy=opts.strategy, scoring=scoring, circular=opts.circular,
-        blind=opts.blind, seed=opts.seed, prompt_hash=template.hash, parser_version=PARSER_VERSION,
-        max_new_tokens=max_new,
-    )
-    run_dir = Path(opts.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    manifest = _check_config(run_dir, config)
-    done = {sample_key(s) for s in read_run_samples(run_dir)}
-    limit = len(bench) if opts.limit is None else min(opts.limit, len(bench))
+    The output folder is locked for the whole run (`spuriverse.locking`): a second `eval` on the same
+    folder fails at once naming the holder, or waits with ``opts.wait``. Under data parallelism every
+    rank holds its own lock (rank 0 the folder's), so a second launch fails on every rank."""
+    run = _resolve_run(opts)
+    name = LOCK_NAME if run.rank == 0 else f"{LOCK_NAME}.rank{run.rank}"
+    with folder_lock(run.run_dir, stage="eval", wait=opts.wait, name=name):
+        return _run_locked(run)
 
-    def keys(item: Item) -> list[tuple[str, int | None]]:
-        return [(item.item_id, r) for r in (range(len(item.options)) if opts.circular else [None])]
 
-    def want(index: int, item: Item) -> bool:
-        if index >= limit or index % world != rank:
-            return False
-        return any(k not in done for k in keys(item))
-
-    # Items this process still has to ask (a metadata pass: no image is decoded).
-    todo = sum(sum(k not in done for k in keys(it)) for i, it in enumerate(bench.items()) if want(i, it))
-
-    if not todo and manifest is not None and opts.score and world == 1:
-        finished = _finished_result(run_dir, opts)
+def _run_locked(run: _Run) -> RunResult | None:
+    opts = run.opts
+    manifest = _check_config(run.run_dir, run.config)
+    done = {sample_key(s) for s in read_run_samples(run.run_dir)}
+    limit = len(run.bench) if opts.limit is None else min(opts.limit, len(run.bench))
+    plan = _Plan(done, limit, opts.circular, run.rank, run.world)
+    todo = plan.todo(run.bench)
+    if not todo and manifest is not None and opts.score and run.world == 1:
+        finished = _finished_result(run.run_dir, opts)
         if finished is not None:  # nothing to ask, nothing to rewrite: works on a read-only folder
             return finished
 
     model = None
     if todo or manifest is None:
-        t0 = time.perf_counter()
-        overrides = dict(opts.backend_options)
-        overrides["batch_size"] = opts.batch_size
-        if state is not None:
-            overrides.setdefault("device", str(state.device))
-        model = build_model(spec, seed=opts.seed, **overrides)
-        if hasattr(model, "prepare"):
-            model.prepare(bench.answer_counts)
-        timings["load_model_s"] = time.perf_counter() - t0
-        info = model.info.model_copy(update={"alias": spec.alias, "blind": opts.blind, "note": opts.model_note})
-        manifest = RunManifest(
-            created=manifest.created if manifest else now_iso(), config=config,
-            benchmark=bench.info(), model=info,
-            generation=GenerationInfo(max_new_tokens=max_new,
-                                      top_logprobs=getattr(model, "top_logprobs", None)),
-            harness=harness_info(), packages=package_versions(), limit=opts.limit,
-        )
-        if rank == 0:
-            atomic_write_text(run_dir / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
-
+        model, manifest = _load_model(run, manifest)
     t_inf = time.perf_counter()
     if model is not None:
-        shard = run_dir / (SAMPLES if world == 1 else f"samples.rank{rank}.jsonl")
-        bar = tqdm(total=todo,
-                   disable=not opts.progress or rank != 0, desc=f"eval {spec.alias}", unit="q",
-                   dynamic_ncols=True)
-        method = model.score_options if scoring == "logprob" else model.generate
-        with SampleWriter(shard) as writer:
-            pending: list[tuple[_Pending, Request]] = []
-            held = 0
-            keep_pixels = getattr(model, "needs_pixels", True)
-
-            def flush() -> None:
-                nonlocal held
-                held = 0
-                reqs = [r for _, r in pending]
-                for pos, response in method(reqs):
-                    writer.write(_make_sample(pending[pos][0], scoring, template.hash, response))
-                    bar.update(1)
-                pending.clear()
-
-            # Items (with decoded images) are produced ahead in a thread: decoding overlaps inference.
-            for li in prefetch(bench.iter_items(want, keep_pixels), 64):
-                for p in _expand(li, done, opts.circular):
-                    if li.image_error is not None and not opts.blind:
-                        writer.write(_make_sample(p, scoring, template.hash, None, li.image_error))
-                        bar.update(1)
-                        continue
-                    rp = render_prompt(li.item.question, p.options, opts.strategy)
-                    key = li.item.item_id if p.rotation is None else f"{li.item.item_id}#{p.rotation}"
-                    pending.append((p, Request(system=rp.system, prompt=rp.user,
-                                               image=None if opts.blind else li.image,
-                                               letters=rp.letters, max_new_tokens=max_new, key=key)))
-                    if li.image is not None and not opts.blind:
-                        w, h = li.image.size
-                        held += 3 * w * h if keep_pixels else len(li.image.data)
-                    if len(pending) >= model.chunk_size or held >= CHUNK_IMAGE_BYTES:
-                        flush()
-            if pending:
-                flush()
-        bar.close()
-        model.close()
-    timings["inference_s"] = time.perf_counter() - t_inf
-
-    if state is not None:
-        state.wait_for_everyone()
-        if not state.is_main_process:
-            return None
-    if not opts.score:  # memory stays flat in benchmark size: no sample is held
-        canonicalize_in_place(run_dir)
-        return None
-    samples = read_run_samples(run_dir)
-    write_canonical(run_dir, samples)
-    timings["total_s"] = time.perf_counter() - t_start
-    timings["processes"] = world
-    if todo:
-        timings["samples_per_s"] = todo / max(timings["inference_s"], 1e-9)
-    result = build_result(manifest, samples, timings=timings, n_bootstrap=opts.n_bootstrap,
-                          samples_sha256=file_sha256(run_dir / SAMPLES))
-    write_result(run_dir, result, report=opts.report)
-    return result
+        _infer(run, model, plan, todo)
+    run.timings["inference_s"] = time.perf_counter() - t_inf
+    assert manifest is not None  # written above when the folder had none
+    return _finish(run, manifest, todo)

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from spuriverse.eval.compare import mcnemar_p
-from spuriverse.eval.metrics import collapse_rotations
+from spuriverse.eval.items import collapse_rotations
 from spuriverse.eval.results import now_iso
 from spuriverse.atomic import atomic_write_bytes, atomic_write_text
 from spuriverse.leaderboard.store import (

@@ -23,6 +23,29 @@ from spuriverse.models.base import Generation, ModelError, ModelLoadError, Optio
 from spuriverse.schema import ModelInfo
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+QUANTIZATIONS = ("4bit", "8bit")
+
+
+def quantization_config(quantization: str, device: torch.device, dtype: torch.dtype) -> Any:
+    """transformers' `BitsAndBytesConfig` for 4-bit (NF4, double quantization) or 8-bit weights.
+    bitsandbytes' kernels need a CUDA GPU: anywhere else this is a clear error before any load."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {quantization!r} ({', '.join(QUANTIZATIONS)})")
+    if device.type != "cuda":
+        raise ValueError(
+            f"--quantization {quantization} needs a CUDA GPU (bitsandbytes kernels); this run is on "
+            f"{device.type}. Drop --quantization to evaluate in full precision (float32 on CPU)."
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise ValueError(f"--quantization {quantization} needs bitsandbytes: pip install 'spuriverse[quant]'") from exc
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=dtype)
 
 
 class LetterTokenError(RuntimeError):
@@ -46,9 +69,12 @@ class HFBackend:
         workers: int | None = None,
         system_prompt: str = "prepend",
         prompt_format: str | None = None,
+        quantization: str | None = None,
+        temperature: float = 0.0,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        sample_seed: int | None = None,
     ) -> None:
-        from transformers import AutoModelForImageTextToText
-
         if system_prompt not in ("role", "prepend") or prompt_format not in (None, "chat", "raw"):
             raise ValueError("system_prompt must be role|prepend and prompt_format chat|raw")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -56,25 +82,18 @@ class HFBackend:
         name = "float32" if self.device.type == "cpu" and device_map is None else (dtype or "bfloat16")
         if name not in _DTYPES:
             raise ValueError(f"unknown dtype {name!r} ({', '.join(_DTYPES)})")
+        quant = quantization_config(quantization, self.device, _DTYPES[name]) if quantization else None
+        if quant is not None and device_map is None:
+            device_map = str(self.device)  # bitsandbytes places the weights at load; .to() is refused
         self.system_prompt = system_prompt
         self.batch_size = batch_size
-        try:
-            adapter = adapter_base(checkpoint)
-            if adapter is not None:  # a peft adapter folder: its base + the adapter, merged
-                self.processor = load_adapter_processor(checkpoint, *adapter, padding_side="left")
-                model = load_adapter_model(checkpoint, *adapter, dtype=_DTYPES[name], device_map=device_map)
-                revision = revision or adapter[1]
-            else:
-                self.processor = load_processor(checkpoint, revision=revision, padding_side="left")
-                model = AutoModelForImageTextToText.from_pretrained(
-                    checkpoint, revision=revision, dtype=_DTYPES[name], device_map=device_map
-                )
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(
-                f"cannot load model {checkpoint!r}: {str(exc).splitlines()[0]} Without hub access, pass a local "
-                "folder saved with save_pretrained as --model (make eval MODEL=/path), or run `make eval` with "
-                "no MODEL for the offline demo."
-            ) from exc
+        # temperature 0: greedy (the default). Sampling (a preset's) is seeded per batch, so it is
+        # reproducible for one batch size; unlike greedy, it is not batch-size invariant.
+        sample = temperature > 0
+        # What generate() is given, also recorded as the run's generation settings.
+        self.generation = {"do_sample": sample, "temperature": float(temperature), "top_p": top_p if sample else None,
+                           "min_p": min_p if sample else None, "seed": sample_seed if sample else None}
+        self.processor, model, revision = _load(checkpoint, revision, _DTYPES[name], device_map, quant)
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
@@ -91,6 +110,7 @@ class HFBackend:
             revision=revision or getattr(self.model.config, "_commit_hash", None),
             dtype=name,
             device=str(self.model.device),
+            quantization=quantization,
         )
         self._letter_cache: dict[tuple[str, str], int] = {}
         # A fast tokenizer must not be used from two threads at once: each thread gets its own copy
@@ -99,7 +119,8 @@ class HFBackend:
         self._local.processor = self.processor
         self._need_letters = True
         cpu = self.model.device.type == "cpu"
-        self.workers = workers or (min(torch.get_num_threads(), 8) if cpu else 1)
+        # One worker when sampling: parallel batches would share (and race on) the global RNG.
+        self.workers = 1 if temperature > 0 else workers or (min(torch.get_num_threads(), 8) if cpu else 1)
         # The runner hands over many batches per call so workers rarely wait at a call boundary
         # (the runner also caps a chunk by decoded pixels, so large images stay bounded in memory).
         self.chunk_size = batch_size * 16 * max(2, self.workers)
@@ -262,12 +283,16 @@ class HFBackend:
     def _generate(self, prepared) -> list[Generation]:
         requests, _, letter_ids, inputs = prepared
         n_new = max(r.max_new_tokens for r in requests)
+        g = self.generation
+        if g["do_sample"] and g["seed"] is not None:
+            torch.manual_seed(g["seed"])  # per batch: the same batches sample the same tokens
         out = self.model.generate(
             **inputs,
             max_new_tokens=n_new,
-            do_sample=False,
-            temperature=None,
-            top_p=None,
+            do_sample=g["do_sample"],
+            temperature=g["temperature"] if g["do_sample"] else None,
+            top_p=g["top_p"],
+            min_p=g["min_p"],
             top_k=None,
             pad_token_id=self.tokenizer.pad_token_id,
             output_scores=True,
@@ -306,3 +331,28 @@ class HFBackend:
         self.model = None  # type: ignore[assignment]
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _load(checkpoint: str, revision: str | None, dtype: torch.dtype, device_map: str | None,
+          quant: Any) -> tuple[Any, Any, str | None]:
+    """(processor, model, revision): a peft adapter folder loads as its base + the adapter, merged."""
+    from transformers import AutoModelForImageTextToText
+
+    try:
+        adapter = adapter_base(checkpoint)
+        if adapter is not None:
+            processor = load_adapter_processor(checkpoint, *adapter, padding_side="left")
+            model = load_adapter_model(checkpoint, *adapter, dtype=dtype, device_map=device_map)
+            return processor, model, revision or adapter[1]
+        processor = load_processor(checkpoint, revision=revision, padding_side="left")
+        model = AutoModelForImageTextToText.from_pretrained(
+            checkpoint, revision=revision, dtype=dtype, device_map=device_map,
+            **({"quantization_config": quant} if quant is not None else {}),
+        )
+        return processor, model, revision
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"cannot load model {checkpoint!r}: {str(exc).splitlines()[0]} Without hub access, pass a local "
+            "folder saved with save_pretrained as --model (make eval MODEL=/path), or run `make eval` with "
+            "no MODEL for the offline demo."
+        ) from exc

@@ -10,13 +10,15 @@ Retries: `spuriverse.remote`'s policy (408/409/429 honouring `retry-after(-ms)`,
 connection errors, and here garbage 200s: not JSON, no choices, no content; other 4xx fail at once).
 A request that still fails carries `ModelError(type="api")`; the API key is never part of any
 message, log or repr.
+
+Providers: the request body, key variable, base URL and message shape come from the entry's
+provider profile (`spuriverse.models.providers`); this module never branches on a provider.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import os
 import queue
 import threading
 import time
@@ -27,8 +29,9 @@ import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
-from spuriverse.models.base import Generation, ModelError, OptionScores, Request
-from spuriverse.remote import Permanent, RemoteFailure, RetryPolicy, Transient, call_async, data_url, openai_transient, retry_after
+from spuriverse.models.base import Generation, ModelError, OptionScores, Request, UnsupportedRequest
+from spuriverse.models.providers import DEFAULT_PROVIDER, Sampling, get_provider
+from spuriverse.remote import Permanent, RemoteFailure, RetryPolicy, Transient, call_async, openai_transient, retry_after
 from spuriverse.schema import ModelInfo
 
 _Kind = Literal["score", "generate"]
@@ -82,7 +85,7 @@ def _retry_after(exc: openai.APIStatusError, cap: float) -> float | None:
 class OpenAIBackend:
     """An LVLM served by an OpenAI-compatible `/chat/completions` endpoint."""
 
-    supports_logprobs = True  # may return them: score_options errors when the endpoint has none
+    supports_logprobs = True  # the profile's: may return them (score_options errors when none come)
     needs_pixels = False  # images travel as their encoded bytes
 
     def __init__(
@@ -99,17 +102,29 @@ class OpenAIBackend:
         chunk_size: int | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 20.0,
-        temperature: float = 0.0,
+        temperature: float | str = 0.0,
+        top_p: float | None = None,
+        sample_seed: int | None = None,
+        reasoning_effort: str | None = None,
+        provider: str = DEFAULT_PROVIDER,
     ) -> None:
-        key = api_key or os.environ.get("OPENAI_API_KEY")
-        if not key:
-            raise ValueError("no API key for the OpenAI backend: set OPENAI_API_KEY or pass --api-key")
+        self.profile = get_provider(provider)
+        key = self.profile.api_key(api_key, alias or checkpoint)
         if concurrency < 1 or max_retries < 0:
             raise ValueError("concurrency must be >= 1 and max_retries >= 0")
-        self.info = ModelInfo(alias=alias or checkpoint, backend="openai", checkpoint=checkpoint)
-        self.checkpoint, self.base_url = checkpoint, base_url
+        self.info = ModelInfo(alias=alias or checkpoint, backend="openai", checkpoint=checkpoint, provider=provider)
+        self.checkpoint, self.base_url = checkpoint, base_url or self.profile.base_url
         self.concurrency, self.max_retries, self.timeout = concurrency, max_retries, timeout
-        self.top_logprobs, self.temperature = top_logprobs, temperature
+        # temperature "default" (a preset's word): not sent, the provider's default applies.
+        self.sampling = Sampling(temperature=None if temperature == "default" else float(temperature),
+                                 top_p=top_p, seed=sample_seed,
+                                 reasoning_effort=reasoning_effort)
+        self.supports_logprobs = self.profile.logprobs
+        self.top_logprobs = top_logprobs if self.profile.logprobs else None
+        # What the endpoint is sent (recorded in run.json / results.json).
+        sent = self.profile.sent(self.sampling)
+        # No temperature sent: the provider's default applies (1.0 on reasoning models: sampling).
+        self.generation = {"do_sample": sent.get("temperature", 1.0) > 0, "temperature": None, **sent}
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         # Large chunks keep the window full: each chunk boundary drains the in-flight requests.
         self.chunk_size = chunk_size or 16 * concurrency
@@ -141,10 +156,12 @@ class OpenAIBackend:
     # ------------------------------------------------------------------ public API
     def score_options(self, requests: Sequence[Request]) -> Iterator[tuple[int, OptionScores]]:
         """Letter log-probs from a 1-token completion's top_logprobs, in completion order."""
+        if not self.profile.logprobs:
+            raise UnsupportedRequest(f"provider {self.profile.name} returns no log-probs: use --scoring generate")
         return self._drive("score", requests)
 
     def generate(self, requests: Sequence[Request]) -> Iterator[tuple[int, Generation]]:
-        """Greedy completions (new text only), in completion order."""
+        """Completions (new text only; greedy unless sampling was asked), in completion order."""
         return self._drive("generate", requests)
 
     def close(self) -> None:
@@ -197,19 +214,16 @@ class OpenAIBackend:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    @staticmethod
-    def _messages(req: Request, urls: dict[int, str]) -> list[dict[str, Any]]:
-        """System message (if any), then the user turn: image part first (unless blind), then text."""
-        content: list[dict[str, Any]] = []
+    def _messages(self, req: Request, urls: dict[int, str]) -> list[dict[str, Any]]:
+        """System message (if any), then the user turn: image part first (unless blind), then text,
+        shaped by the provider profile."""
+        url = None
         if req.image is not None:
             url = urls.get(id(req.image.data))
             if url is None:
-                url = data_url(req.image.data, req.image.mime)
+                url = self.profile.image_url(req.image)
                 urls[id(req.image.data)] = url
-            content.append({"type": "image_url", "image_url": {"url": url}})
-        content.append({"type": "text", "text": req.prompt})
-        msgs: list[dict[str, Any]] = [{"role": "system", "content": req.system}] if req.system else []
-        return [*msgs, {"role": "user", "content": content}]
+        return self.profile.messages(req.system, req.prompt, url)
 
     # ------------------------------------------------------------------ one request
     async def _one(self, kind: _Kind, req: Request, messages: list[dict[str, Any]]) -> OptionScores | Generation:
@@ -219,15 +233,10 @@ class OpenAIBackend:
             t0 = time.perf_counter()
 
             async def attempt(n: int) -> OptionScores | Generation:
-                want_lp = kind == "score" or self._gen_logprobs
-                params: dict[str, Any] = {
-                    "model": self.checkpoint,
-                    "messages": messages,
-                    "max_tokens": 1 if kind == "score" else req.max_new_tokens,
-                    "temperature": self.temperature,
-                }
-                if want_lp:
-                    params.update(logprobs=True, top_logprobs=self.top_logprobs)
+                want_lp = self.top_logprobs is not None and (kind == "score" or self._gen_logprobs)
+                params = self.profile.chat_params(self.checkpoint, messages,
+                                                  1 if kind == "score" else req.max_new_tokens, self.sampling,
+                                                  self.top_logprobs if want_lp else None)
                 try:
                     # `chat.completions.create` would re-walk `params` (base64 image included) against
                     # its TypedDict annotations: ~30% of the client's CPU per request in a py-spy
@@ -279,5 +288,9 @@ class OpenAIBackend:
         if usage is not None:
             keys = ("prompt_tokens", "completion_tokens", "total_tokens")
             counts = {k: int(getattr(usage, k)) for k in keys if isinstance(getattr(usage, k, None), int)}
+            # Reasoning models bill hidden reasoning tokens inside completion_tokens: keep their count.
+            hidden = getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None)
+            if isinstance(hidden, int):
+                counts["reasoning_tokens"] = hidden
         finish = getattr(choice, "finish_reason", None)
         return Generation(text=text, finish_reason=finish, usage=counts or None, logprobs=lps)

@@ -19,6 +19,7 @@ ParseStatus = Literal["logprob", "strict", "heuristic", "option_text", "unparsed
 Strategy = Literal["direct", "cot", "spurious_aware"]
 Scoring = Literal["logprob", "generate"]
 ErrorType = Literal["image", "model", "api", "input"]
+Quantization = Literal["4bit", "8bit"]
 
 
 class _Strict(BaseModel):
@@ -125,6 +126,8 @@ class RunConfig(_Strict):
     prompt_hash: str
     parser_version: str
     max_new_tokens: int
+    preset: str | None = Field(None, description="generation preset (e.g. paper: --paper-settings); null: greedy defaults")
+    quantization: Quantization | None = Field(None, description="weights loaded 4- or 8-bit (GPU only); null: full precision")
 
 
 class MetricValue(_Strict):
@@ -169,14 +172,23 @@ class ModelInfo(_Strict):
     revision: str | None = None
     dtype: str | None = None
     device: str | None = None
+    provider: str | None = Field(None, description="API models: the provider profile the requests were shaped by")
+    quantization: Quantization | None = Field(None, description="local models loaded 4- or 8-bit (bitsandbytes)")
     blind: bool = False
     note: str | None = Field(None, description="shown in reports, e.g. that the weights are random")
 
 
 class GenerationInfo(_Strict):
+    """How answers were generated: what the model (or endpoint) was actually sent."""
+
     max_new_tokens: int
     do_sample: bool = False
-    temperature: float = 0.0
+    temperature: float | None = Field(0.0, description="null: not sent (the provider's default applies)")
+    top_p: float | None = None
+    min_p: float | None = None
+    seed: int | None = Field(None, description="sampling seed sent to the model or endpoint; null: none")
+    reasoning_effort: str | None = None
+    preset: str | None = Field(None, description="named generation preset, e.g. paper (--paper-settings)")
     top_logprobs: int | None = None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -60,11 +60,19 @@ class ExampleDataset(torch.utils.data.Dataset):
 
 @dataclass
 class Batcher:
-    """Collates examples into the inputs of one objective, using a loaded `HFBackend`."""
+    """Collates examples into the inputs of one objective, using a loaded `HFBackend`.
+
+    `fillers` (one example per kind, set for data-parallel runs whose data mixes choice and naming
+    rows): a batch lacking a kind gets that kind's filler with loss weight 0. Under DDP each forward
+    of the wrapped model is a collective (it broadcasts buffers), so every process must run the same
+    forwards every step; without fillers a process whose batch had only choice items went to
+    backward while another ran its naming forward, and both waited forever.
+    """
 
     backend: Any  # spuriverse.models.hf.HFBackend
     objective: str = "option"
     strategy: str = "direct"
+    fillers: dict[str, TrainExample] = field(default_factory=dict)
 
     def request(self, ex: TrainExample) -> Request:
         """The eval request for a choice item; naming rows ask the bare question."""
@@ -125,21 +133,31 @@ class Batcher:
     def __call__(self, examples: Sequence[TrainExample]) -> dict[str, Any]:
         """A training batch: the option objective on choice items (naming rows always use the
         completion loss); the completion objective on everything. `n` = examples in the batch."""
-        choice = [ex for ex in examples if ex.kind == "choice"]
-        naming = [ex for ex in examples if ex.kind == "naming"]
         batch: dict[str, Any] = {"n": torch.tensor(len(examples))}
-        if self.objective == "option":
-            if choice:
-                batch["choice"] = self.choice_batch(choice)
-            if naming:
-                batch["lm"] = self.completion_batch(naming)
-        else:
+        if self.objective != "option":
             batch["lm"] = self.completion_batch(list(examples))
+            return batch
+        for kind, key, build in (("choice", "choice", self.choice_batch), ("naming", "lm", self.completion_batch)):
+            rows = [ex for ex in examples if ex.kind == kind]
+            weight = 1.0
+            if not rows and kind in self.fillers:
+                rows, weight = [self.fillers[kind]], 0.0
+            if rows:
+                batch[key] = {**build(rows), "weight": torch.full((len(rows),), weight)}
         return batch
 
     def eval_batch(self, examples: Sequence[TrainExample]) -> dict[str, Any]:
         """Validation: choice items in their own order, scored like `spuriverse eval`."""
         return {"n": torch.tensor(len(examples)), "choice": self.choice_batch(examples)}
+
+
+def mixed_fillers(examples: Sequence[TrainExample]) -> dict[str, TrainExample]:
+    """The first example of each kind when `examples` mix choice items and naming rows, else {}
+    (the `Batcher.fillers` a data-parallel option-objective run needs)."""
+    first: dict[str, TrainExample] = {}
+    for ex in examples:
+        first.setdefault(ex.kind, ex)
+    return first if len(first) > 1 else {}
 
 
 # -- losses (per example; the batch loss is their sum over the batch size) -------------------

@@ -168,6 +168,24 @@ def _selected(ex: TrainExample, spec: TrainDataSpec) -> bool:
     return spec.variants is None or ex.variant in spec.variants
 
 
+def _checked(spec: TrainDataSpec, seen: dict[str, str]) -> Iterator[TrainExample]:
+    """The selected examples of one source, each validated (unique id, decodable image)."""
+    for row_no, ex in _long_rows(spec):
+        if not _selected(ex, spec):
+            continue
+        where = f"{spec.source}: row {row_no} (item_id={ex.item_id!r})"
+        if ex.item_id in seen:
+            raise TrainDataError(f"{where}: duplicate item_id (also in {seen[ex.item_id]})")
+        seen[ex.item_id] = spec.source
+        if ex.image is None:
+            raise TrainDataError(f"{where}: image missing or unreadable")
+        try:
+            ImageInput.from_bytes(ex.image, keep_pixels=False)
+        except ImageDecodeError as exc:
+            raise TrainDataError(f"{where}: {exc}") from None
+        yield ex
+
+
 def load_examples(specs: Sequence[TrainDataSpec], *, role: str = "training") -> list[TrainExample]:
     """Read, validate and select every example of `specs` (in order). Raises `TrainDataError` /
     `BenchmarkError` naming the row on bad input; images are decoded once here to validate them."""
@@ -177,20 +195,10 @@ def load_examples(specs: Sequence[TrainDataSpec], *, role: str = "training") -> 
         bad = [v for v in spec.variants or [] if v not in VARIANTS]
         if bad:
             raise TrainDataError(f"unknown variant(s) {', '.join(bad)} (choose from {', '.join(VARIANTS)})")
-        for row_no, ex in _long_rows(spec):
-            if not _selected(ex, spec):
-                continue
-            where = f"{spec.source}: row {row_no} (item_id={ex.item_id!r})"
-            if ex.item_id in seen:
-                raise TrainDataError(f"{where}: duplicate item_id (also in {seen[ex.item_id]})")
-            seen[ex.item_id] = spec.source
-            if ex.image is None:
-                raise TrainDataError(f"{where}: image missing or unreadable")
-            try:
-                ImageInput.from_bytes(ex.image, keep_pixels=False)
-            except ImageDecodeError as exc:
-                raise TrainDataError(f"{where}: {exc}") from None
-            out.append(ex)
+        try:
+            out.extend(_checked(spec, seen))
+        except BenchmarkError as exc:  # a row the benchmark layout rejects (e.g. more options than letters)
+            raise TrainDataError(f"{spec.source}: {exc}") from None
     if not out:
         sel = "" if all(s.groups is None and s.variants is None for s in specs) else " after --groups/--variants"
         raise TrainDataError(f"no {role} examples in {', '.join(s.source for s in specs)}{sel}")
@@ -208,14 +216,20 @@ def summarize(examples: Sequence[TrainExample]) -> DataSummary:
                        n_classes=len({ex.answer_text.strip().lower() for ex in examples}))
 
 
-def check_trainable(summary: DataSummary, *, allow_single_class: bool = False) -> None:
-    """A training set with one answer class teaches a constant: refuse it unless asked."""
-    if summary.n_classes < 2 and not allow_single_class:
-        raise TrainDataError(
-            "the training data has a single answer class (every example's correct answer is the same text): "
-            "a model trained on it learns a constant. Add examples of other answers, or pass "
-            "--allow-single-class if that is really intended."
-        )
+def check_trainable(summary: DataSummary, *, allow_single_class: bool = False) -> str | None:
+    """A training set with one answer class (one option text / target for every example) teaches a
+    constant: refused, or with `allow_single_class` a warning (returned). One answer *letter* is
+    fine: options are shuffled per example and epoch, so the letters vary anyway."""
+    if summary.n_classes >= 2:
+        return None
+    if allow_single_class:
+        return ("warning: the training data has a single answer class (--allow-single-class): the model "
+                "can learn a constant answer")
+    raise TrainDataError(
+        "the training data has a single answer class (every example's correct answer is the same text): "
+        "a model trained on it learns a constant. Add examples of other answers, or pass "
+        "--allow-single-class if that is really intended."
+    )
 
 
 __all__ = ["BenchmarkError", "TrainDataError", "TrainExample", "check_trainable", "load_examples",

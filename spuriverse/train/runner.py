@@ -93,6 +93,14 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _checkpointing_args(training_args: Any, on: bool) -> dict[str, Any]:
+    """Activation (gradient) checkpointing, under the name this transformers uses (newer releases
+    renamed `gradient_checkpointing` and warn on the old name)."""
+    name = "activation_checkpointing" if "activation_checkpointing" in training_args.__dataclass_fields__ \
+        else "gradient_checkpointing"
+    return {name: on, f"{name}_kwargs": {"use_reentrant": False} if on else None}
+
+
 def _training_args(opts: TrainOptions, has_val: bool, find_unused: bool) -> Any:
     import torch
     from transformers import TrainingArguments
@@ -126,8 +134,7 @@ def _training_args(opts: TrainOptions, has_val: bool, find_unused: bool) -> Any:
         disable_tqdm=not opts.progress,
         bf16=opts.bf16,
         fp16=opts.fp16,
-        gradient_checkpointing=opts.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if opts.gradient_checkpointing else None,
+        **_checkpointing_args(TrainingArguments, opts.gradient_checkpointing),
         remove_unused_columns=False,
         dataloader_num_workers=opts.num_workers,
         use_cpu=(opts.device == "cpu") or not torch.cuda.is_available(),
@@ -196,7 +203,13 @@ def _load_backend(opts: TrainOptions, spec: Any, args: Any, dtype: str) -> Any:
     return backend
 
 
-def _prepare_model(opts: TrainOptions, backend: Any) -> tuple[Any, LoraSettings | None]:
+def _base_name(spec: Any) -> str:
+    """What the trained model applies to: a hub id, or the loaded folder as an absolute path (for an
+    adapter folder that is the adapter itself, which loads as its base + adapter)."""
+    return str(Path(spec.checkpoint).resolve()) if Path(spec.checkpoint).is_dir() else spec.checkpoint
+
+
+def _prepare_model(opts: TrainOptions, spec: Any, backend: Any) -> tuple[Any, LoraSettings | None]:
     from transformers import set_seed
 
     from spuriverse.train.lora import apply_lora, target_regex
@@ -210,8 +223,13 @@ def _prepare_model(opts: TrainOptions, backend: Any) -> tuple[Any, LoraSettings 
     regex = opts.lora_target_modules or target_regex(model, opts.lora_target)
     lora = LoraSettings(r=opts.lora_r, alpha=opts.lora_alpha, dropout=opts.lora_dropout, target=opts.lora_target,
                         target_modules=regex)
-    return apply_lora(model, r=opts.lora_r, alpha=opts.lora_alpha, dropout=opts.lora_dropout,
-                      target_modules=regex), lora
+    peft_model = apply_lora(model, r=opts.lora_r, alpha=opts.lora_alpha, dropout=opts.lora_dropout,
+                            target_modules=regex)
+    # peft would record the loaded weights' own name: a relative path, or for an adapter folder the
+    # base *without* that adapter (which eval would then silently load). Record what was loaded.
+    for cfg in peft_model.peft_config.values():
+        cfg.base_model_name_or_path = _base_name(spec)
+    return peft_model, lora
 
 
 def _save_final(trainer: Any, model: Any, backend: Any, opts: TrainOptions) -> str:
@@ -234,13 +252,53 @@ def _save_final(trainer: Any, model: Any, backend: Any, opts: TrainOptions) -> s
     return kind
 
 
-def run_train(opts: TrainOptions) -> TrainManifest | None:
-    """Train (or resume) into `opts.out`; returns the manifest (None on non-main processes)."""
+def _running_manifest(opts: TrainOptions, spec: Any, backend: Any, model: Any, config: TrainConfig,
+                      train_sum: Any, val_sum: Any, old: TrainManifest | None, args: Any) -> TrainManifest:
+    """The manifest of a run that starts (or resumes after `old`)."""
+    from spuriverse.train.lora import count_params
+
+    trainable, total = count_params(model)
+    base_rev = getattr(getattr(backend.model, "config", None), "_commit_hash", None)
+    return TrainManifest(
+        status="running", created=old.created if old else now_iso(), config=config, train=train_sum, val=val_sum,
+        output="full" if opts.method == "full" else ("merged" if opts.merge else "adapter"),
+        base_model=_base_name(spec),
+        base_revision=base_rev, trainable_params=trainable, total_params=total, processes=args.world_size,
+        device=str(args.device), resumed_from=list(old.resumed_from) if old else [],
+        wall_time_s=old.wall_time_s if old else 0.0, harness=harness_info(),
+        packages={**package_versions(), **_extra_versions()},
+    )
+
+
+def _trainer(opts: TrainOptions, args: Any, model: Any, backend: Any, train: list, val: list) -> Any:
+    """The HF Trainer with our collator, objectives, checkpoint markers and progress bar."""
     from transformers import PrinterCallback, ProgressCallback
 
-    from spuriverse.train.batching import Batcher, ExampleDataset
-    from spuriverse.train.checkpoints import CompletionMarker, last_complete_checkpoint
+    from spuriverse.train.batching import Batcher, ExampleDataset, mixed_fillers
+    from spuriverse.train.checkpoints import CompletionMarker
     from spuriverse.train.trainer import EpochSetter, QuietProgress, SpuriTrainer, accuracy
+
+    dataset = ExampleDataset(train, seed=opts.seed, shuffle=True)
+    # Data parallel: every process runs the same forwards each step (see Batcher.fillers).
+    fillers = mixed_fillers(train) if args.world_size > 1 and opts.objective == "option" else {}
+    batcher = Batcher(backend, objective=opts.objective, strategy=opts.strategy, fillers=fillers)
+    trainer = SpuriTrainer(
+        model=model, args=args, data_collator=batcher, train_dataset=dataset,
+        eval_dataset=ExampleDataset(val, seed=opts.seed, shuffle=False) if val else None,
+        compute_metrics=accuracy if val else None, processing_class=backend.processor,
+        callbacks=[CompletionMarker(), EpochSetter(dataset)], vocab_weight=opts.vocab_weight,
+        eval_collator=batcher.eval_batch,
+    )
+    for cb in (ProgressCallback, PrinterCallback):  # one dict printed per step: replaced by a bar postfix
+        trainer.remove_callback(cb)
+    if opts.progress:
+        trainer.add_callback(QuietProgress())
+    return trainer
+
+
+def run_train(opts: TrainOptions) -> TrainManifest | None:
+    """Train (or resume) into `opts.out`; returns the manifest (None on non-main processes)."""
+    from spuriverse.train.checkpoints import last_complete_checkpoint
 
     t0 = time.perf_counter()
     if opts.method not in ("lora", "full") or opts.objective not in ("option", "completion"):
@@ -257,7 +315,9 @@ def run_train(opts: TrainOptions) -> TrainManifest | None:
     # Data first: bad input fails before any model loads.
     train = load_examples(opts.train_data)
     train_sum = summarize(train)
-    check_trainable(train_sum, allow_single_class=opts.allow_single_class)
+    warning = check_trainable(train_sum, allow_single_class=opts.allow_single_class)
+    if warning:
+        _log(f"spuriverse train: {warning}")
     val = [ex for ex in load_examples(opts.val_data, role="validation") if ex.kind == "choice"] if opts.val_data else []
     if opts.val_data and not val:
         raise TrainDataError("the validation data has no multiple-choice items (naming rows are not validated)")
@@ -268,48 +328,29 @@ def run_train(opts: TrainOptions) -> TrainManifest | None:
     cpu = args.device.type == "cpu"
     dtype = opts.dtype or ("float32" if cpu or opts.method == "full" else ("float16" if opts.fp16 else "bfloat16"))
     backend = _load_backend(opts, spec, args, dtype)
-    model, lora = _prepare_model(opts, backend)
+    model, lora = _prepare_model(opts, spec, backend)
     config = _config(opts, spec, train_sum.fingerprint, val_sum.fingerprint if val_sum else None, lora, args, dtype)
-    old = _check_out(opts.out, config)
+    is_main = args.process_index == 0
+    # The main process checks --out and writes the manifest first; the others then read what it wrote.
+    # (Checked concurrently, another rank could see the manifest's temporary file and refuse --out.)
+    with args.main_process_first(local=False, desc="checking --out"):
+        old = _check_out(opts.out, config)
+        if old is None or old.status != "complete":
+            manifest = _running_manifest(opts, spec, backend, model, config, train_sum, val_sum, old, args)
+            if is_main:
+                opts.out.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(opts.out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
     if old is not None and old.status == "complete":
         _log(f"spuriverse train: {opts.out} is already trained with this configuration; nothing to do")
-        return old if args.process_index == 0 else None
+        return old if is_main else None
 
-    from spuriverse.train.lora import count_params
-
-    trainable, total = count_params(model)
-    base_rev = getattr(getattr(backend.model, "config", None), "_commit_hash", None)
-    manifest = TrainManifest(
-        status="running", created=old.created if old else now_iso(), config=config, train=train_sum, val=val_sum,
-        output="full" if opts.method == "full" else ("merged" if opts.merge else "adapter"),
-        base_model=str(Path(spec.checkpoint).resolve()) if Path(spec.checkpoint).is_dir() else spec.checkpoint,
-        base_revision=base_rev, trainable_params=trainable, total_params=total, processes=args.world_size,
-        device=str(args.device), resumed_from=list(old.resumed_from) if old else [],
-        wall_time_s=old.wall_time_s if old else 0.0, harness=harness_info(),
-        packages={**package_versions(), **_extra_versions()},
-    )
-    is_main = args.process_index == 0
-    if is_main:
-        opts.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(opts.out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
-
-    dataset = ExampleDataset(train, seed=opts.seed, shuffle=True)
-    batcher = Batcher(backend, objective=opts.objective, strategy=opts.strategy)
-    trainer = SpuriTrainer(
-        model=model, args=args, data_collator=batcher, train_dataset=dataset,
-        eval_dataset=ExampleDataset(val, seed=opts.seed, shuffle=False) if val else None,
-        compute_metrics=accuracy if val else None, processing_class=backend.processor,
-        callbacks=[CompletionMarker(), EpochSetter(dataset)], vocab_weight=opts.vocab_weight,
-        eval_collator=batcher.eval_batch,
-    )
-    for cb in (ProgressCallback, PrinterCallback):  # one dict printed per step: replaced by a bar postfix
-        trainer.remove_callback(cb)
-    if opts.progress:
-        trainer.add_callback(QuietProgress())
-    resume = last_complete_checkpoint(opts.out / CHECKPOINTS, log=_log if is_main else (lambda m: None))
-    args.distributed_state.wait_for_everyone()  # nobody resumes while rank 0 sets a checkpoint aside
+    trainer = _trainer(opts, args, model, backend, train, val)
+    # Only the main process sets incomplete checkpoints aside; the others then see complete ones only.
+    with args.main_process_first(local=False, desc="finding the last complete checkpoint"):
+        resume = last_complete_checkpoint(opts.out / CHECKPOINTS, log=_log if is_main else (lambda m: None))
     if resume is not None:
-        _log(f"spuriverse train: resuming from {resume}")
+        if is_main:
+            _log(f"spuriverse train: resuming from {resume}")
         manifest.resumed_from.append(resume.name)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     kind = _save_final(trainer, trainer.model, backend, opts)

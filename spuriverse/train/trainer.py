@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -28,9 +29,9 @@ class SpuriTrainer(Trainer):
         losses, letters = [], None
         if "choice" in inputs:
             loss, letters = option_loss(model, inputs["choice"], self.vocab_weight)
-            losses.append(loss)
+            losses.append(_weighted(loss, inputs["choice"]))
         if "lm" in inputs:
-            losses.append(completion_loss(model, inputs["lm"]))
+            losses.append(_weighted(completion_loss(model, inputs["lm"]), inputs["lm"]))
         total = torch.cat(losses).sum() / inputs["n"]
         return (total, {"logits": letters}) if return_outputs else total
 
@@ -47,6 +48,12 @@ class SpuriTrainer(Trainer):
         with torch.no_grad():
             loss, out = self.compute_loss(model, inputs, return_outputs=True)
         return loss.detach(), out["logits"].detach(), inputs["choice"]["answer_index"]
+
+
+def _weighted(loss: torch.Tensor, part: dict[str, Any]) -> torch.Tensor:
+    """Per-example losses x the part's weights (0 for a data-parallel filler row, see `Batcher`)."""
+    weight = part.get("weight")
+    return loss if weight is None else loss * weight.to(loss.device, loss.dtype)
 
 
 def accuracy(pred) -> dict[str, float]:
@@ -78,4 +85,5 @@ class QuietProgress(ProgressCallback):
             self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", epoch=f"{logs.get('epoch', 0):.2f}")
         if "eval_accuracy" in logs:
             self.training_bar.write(f"step {state.global_step} (epoch {logs.get('epoch', 0):.2f}): val accuracy "
-                                    f"{logs['eval_accuracy']:.4f}, val loss {logs.get('eval_loss', float('nan')):.4f}")
+                                    f"{logs['eval_accuracy']:.4f}, val loss {logs.get('eval_loss', float('nan')):.4f}",
+                                    file=sys.stderr)  # with the bar, not amid the results on stdout

@@ -1,6 +1,6 @@
 """Data-parallel runs (2 CPU processes) write the same samples as one process.
 
-`accelerate launch --cpu --num_processes 2` silently runs ONE process (offline-models.md), so
+`accelerate launch --cpu --num_processes 2` silently runs ONE process (docs/offline-models.md), so
 multi-process CPU runs go through `torchrun` (or `accelerate launch --multi_gpu` with
 ACCELERATE_USE_CPU=1); the runner uses accelerate's PartialState(cpu=True) either way.
 """

@@ -23,6 +23,11 @@ timeout, then answer), "garbage" (200, not JSON), "garbage_json" (200, JSON with
 "refusal" (200, content null and a `refusal` message, as structured outputs refuse),
 "400", "400_logprobs" (400 that names logprobs), "400_response_format" (400 that names
 response_format, as servers without structured outputs answer), "401", "404".
+
+Provider behaviour (`tests/helpers/fake_providers.py`): `validate(body)` returns None or a
+`(message, param)` that is answered 400 as the real provider rejects such a request;
+`reasoning_tokens` hidden tokens are spent before the answer, out of the same
+`max_completion_tokens` budget, and reported in `usage.completion_tokens_details` (o-series).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ except ImportError:  # run as a script: python tests/helpers/<this file>
 Fault = str | None
 FaultFn = Callable[[int, dict[str, Any]], Fault]
 AnswerFn = Callable[[dict[str, Any]], str]
+ValidateFn = Callable[[dict[str, Any]], "tuple[str, str | None] | None"]
 
 _OPTION_RE = re.compile(r"\(([A-Z])\)")
 _PATHS = ("/v1/chat/completions", "/chat/completions")
@@ -82,13 +88,15 @@ def _lp(token: str, logprob: float) -> dict[str, Any]:
     return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
 
 
-def build_completion(body: dict[str, Any], text: str, with_logprobs: bool, idx: int) -> dict[str, Any]:
-    """A chat.completion JSON body whose first-token top_logprobs agree with `text`."""
+def build_completion(body: dict[str, Any], text: str, with_logprobs: bool, idx: int,
+                     reasoning_tokens: int = 0) -> dict[str, Any]:
+    """A chat.completion JSON body whose first-token top_logprobs agree with `text`; hidden
+    `reasoning_tokens` come out of the token budget first."""
     toks = _tokenize(text)
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     finish = "stop"
-    if limit is not None and len(toks) > int(limit):
-        toks, finish = toks[: int(limit)], "length"
+    if limit is not None and len(toks) + reasoning_tokens > int(limit):
+        toks, finish = toks[: max(0, int(limit) - reasoning_tokens)], "length"
     content = "".join(toks)
     choice: dict[str, Any] = {
         "index": 0,
@@ -98,7 +106,7 @@ def build_completion(body: dict[str, Any], text: str, with_logprobs: bool, idx: 
     }
     if with_logprobs and body.get("logprobs"):
         k = int(body.get("top_logprobs") or 0)
-        first = toks[0]
+        first = toks[0] if toks else ""
         chosen = first.lstrip("(").strip()
         alts: list[dict[str, Any]] = [_lp(first, -0.05)]
         letters = shown_letters(body)
@@ -113,13 +121,17 @@ def build_completion(body: dict[str, Any], text: str, with_logprobs: bool, idx: 
         entries += [{**_lp(t, -0.01), "top_logprobs": [_lp(t, -0.01)][:k]} for t in toks[1:]]
         choice["logprobs"] = {"content": entries, "refusal": None}
     n_prompt = len(json.dumps(body.get("messages", []))) // 4
+    n_out = len(toks) + reasoning_tokens
+    usage: dict[str, Any] = {"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out}
+    if reasoning_tokens:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
     return {
         "id": f"chatcmpl-fake-{idx}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "fake"),
         "choices": [choice],
-        "usage": {"prompt_tokens": n_prompt, "completion_tokens": len(toks), "total_tokens": n_prompt + len(toks)},
+        "usage": usage,
     }
 
 
@@ -166,6 +178,11 @@ class _Handler(LoopbackHandler):
                 kind = (body.get("response_format") or {}).get("type")
                 self._error(400, f"response_format type {kind!r} is not supported", param="response_format")
                 return
+            invalid = owner.validate(body) if owner.validate else None
+            if invalid is not None:
+                owner._count(400)
+                self._error(400, invalid[0], param=invalid[1])
+                return
             if fault == "400_logprobs" or (owner.logprobs == "reject" and body.get("logprobs")):
                 owner._count(400)
                 self._error(400, "logprobs is not supported with this model", param="logprobs")
@@ -184,7 +201,7 @@ class _Handler(LoopbackHandler):
                 self._send(200, b'{"object": "chat.completion", "oops": true}')
                 return
             text = owner.answer_fn(body)
-            out = build_completion(body, text, owner.logprobs is True, idx)
+            out = build_completion(body, text, owner.logprobs is True, idx, owner.reasoning_tokens)
             if fault == "empty_choices":
                 out["choices"] = []
             elif fault == "no_content":
@@ -211,6 +228,8 @@ class FakeOpenAIServer(LoopbackServer):
         logprobs: bool | str = True,
         require_key: str | None = None,
         *,
+        validate: ValidateFn | None = None,
+        reasoning_tokens: int = 0,
         hang_s: float = 2.0,
         retry_after_ms: int = 10,
         host: str = "127.0.0.1",
@@ -220,6 +239,7 @@ class FakeOpenAIServer(LoopbackServer):
         self.latency, self.faults, self.logprobs = latency, faults, logprobs
         self.answer_fn: AnswerFn = answer_fn or default_answer
         self.require_key, self.hang_s, self.retry_after_ms = require_key, hang_s, retry_after_ms
+        self.validate, self.reasoning_tokens = validate, reasoning_tokens
         super().__init__(_Handler, host, port)
 
     @property

@@ -8,6 +8,7 @@ from helpers.bench_data import png_bytes
 from spuriverse.eval.prompts import render_prompt
 from spuriverse.models.base import ImageInput, Request
 from spuriverse.models.hf import HFBackend
+from spuriverse.models.registry import TESTED_ON_TINY
 
 
 def requests(n: int, blind: bool = False) -> list[Request]:
@@ -44,7 +45,9 @@ def test_letters_are_tokenized_after_the_real_model_input(tiny_llava, tiny_palig
 def test_batched_equals_one_at_a_time(fixture, request):
     path = str(request.getfixturevalue(fixture))
     reqs = requests(10)
-    ref = by_pos(HFBackend(path, batch_size=1).score_options(reqs))
+    ref_backend = HFBackend(path, batch_size=1)
+    assert ref_backend.model.config.model_type in TESTED_ON_TINY  # what `spuriverse models` calls tested here
+    ref = by_pos(ref_backend.score_options(reqs))
     for bs in (4, 16):
         got = by_pos(HFBackend(path, batch_size=bs).score_options(reqs))
         for a, b in zip(got, ref):

@@ -11,6 +11,7 @@ from helpers.bench_data import png_bytes
 from spuriverse.eval.prompts import render_prompt
 from spuriverse.models.base import ImageInput, Request
 from spuriverse.models.hf import HFBackend
+from spuriverse.models.registry import TESTED_ON_TINY
 
 FAMILIES = ["qwen2_5_vl", "qwen3_vl", "mllama", "gemma3", "llava_onevision"]
 
@@ -71,3 +72,11 @@ def test_generation_returns_new_tokens_only(model_dir):
         assert g.error is None and g.text is not None
         assert "Please select" not in g.text
         assert 1 <= g.usage["completion_tokens"] <= 5 and g.usage["prompt_tokens"] > 20
+
+
+def test_family_is_listed_as_tested_here(model_dir):
+    """`spuriverse models` says "tiny model" for this architecture: it must be the one built here."""
+    import json
+
+    model_type = json.loads((model_dir / "config.json").read_text())["model_type"]
+    assert model_type in FAMILIES and model_type in TESTED_ON_TINY

@@ -3,6 +3,7 @@ uninterrupted one (CPU, same seed). Incomplete checkpoints are set aside, never 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 from spuriverse.train.checkpoints import MARKER, is_complete
@@ -30,11 +32,27 @@ def _weights(out: Path) -> dict:
     return load_file(out / "adapter_model.safetensors")
 
 
-def test_kill_9_then_resume_equals_uninterrupted(tiny_llava, train_data, tmp_path):
-    ref = subprocess.run(_cmd(tiny_llava, train_data, tmp_path / "ref"), env=ENV, capture_output=True, text=True,
-                         timeout=300)
+@pytest.fixture(scope="module")
+def reference(tiny_llava, train_data, tmp_path_factory) -> Path:
+    """An uninterrupted run of `_cmd`."""
+    out = tmp_path_factory.mktemp("resume") / "ref"
+    ref = subprocess.run(_cmd(tiny_llava, train_data, out), env=ENV, capture_output=True, text=True, timeout=300)
     assert ref.returncode == 0, ref.stderr[-3000:]
+    return out
 
+
+def _assert_same_run(out: Path, ref: Path) -> None:
+    a, b = _weights(ref), _weights(out)
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
+    manifest = json.loads((out / "train.json").read_text())
+    assert manifest["status"] == "complete" and manifest["resumed_from"]
+    ref_m = json.loads((ref / "train.json").read_text())
+    assert manifest["global_steps"] == ref_m["global_steps"] == 40
+    assert [e["train_loss"] for e in manifest["epochs"]] == [e["train_loss"] for e in ref_m["epochs"]]
+
+
+def test_kill_9_then_resume_equals_uninterrupted(tiny_llava, train_data, reference, tmp_path):
     out = tmp_path / "killed"
     proc = subprocess.Popen(_cmd(tiny_llava, train_data, out), env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -61,14 +79,48 @@ def test_kill_9_then_resume_equals_uninterrupted(tiny_llava, train_data, tmp_pat
     again = subprocess.run(_cmd(tiny_llava, train_data, out), env=ENV, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "checkpoint-999 is incomplete" in again.stderr and "resuming from" in again.stderr
-    a, b = _weights(tmp_path / "ref"), _weights(out)
-    assert a.keys() == b.keys()
-    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
-    # the torn checkpoint was kept aside, not deleted (removed only with the rest after success)
-    import json
+    _assert_same_run(out, reference)
 
-    manifest = json.loads((out / "train.json").read_text())
-    assert manifest["status"] == "complete" and manifest["resumed_from"]
-    ref_m = json.loads((tmp_path / "ref" / "train.json").read_text())
-    assert manifest["global_steps"] == ref_m["global_steps"] == 40
-    assert [e["train_loss"] for e in manifest["epochs"]] == [e["train_loss"] for e in ref_m["epochs"]]
+
+# The Trainer writes a checkpoint's files one after another; this kills the process (SIGKILL, no
+# cleanup) halfway through writing checkpoint-9's optimizer.pt, after its weights were written.
+KILL_WHILE_SAVING = """
+import io, os, signal, sys
+import torch
+real_save = torch.save
+def save(obj, f, *args, **kwargs):
+    if isinstance(f, str) and f.endswith(os.path.join("checkpoint-9", "optimizer.pt")):
+        buf = io.BytesIO()
+        real_save(obj, buf, *args, **kwargs)
+        with open(f, "wb") as fh:
+            fh.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(obj, f, *args, **kwargs)
+torch.save = save
+from spuriverse.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_kill_during_checkpoint_write_resumes_from_the_last_complete_one(tiny_llava, train_data, reference,
+                                                                         tmp_path):
+    out = tmp_path / "torn"
+    cmd = _cmd(tiny_llava, train_data, out)
+    killed = subprocess.run([sys.executable, "-c", KILL_WHILE_SAVING, *cmd[3:]], env=ENV, capture_output=True,
+                            text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    torn = out / "checkpoints" / "checkpoint-9"
+    assert (torn / "adapter_model.safetensors").exists() and not is_complete(torn)
+    assert is_complete(out / "checkpoints" / "checkpoint-6")
+
+    again = subprocess.run([*cmd, "--keep-checkpoints"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "checkpoint-9 is incomplete" in again.stderr
+    assert f"resuming from {out / 'checkpoints' / 'checkpoint-6'}" in again.stderr
+    _assert_same_run(out, reference)
+    # the torn checkpoint is kept aside with what it had, not deleted
+    aside = out / "checkpoints" / "incomplete" / "checkpoint-9"
+    assert (aside / "optimizer.pt").exists() and not is_complete(aside)
+    assert json.loads((out / "train.json").read_text())["resumed_from"] == ["checkpoint-6"]
