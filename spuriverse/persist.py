@@ -14,14 +14,28 @@ One rule for every file, whichever stage owns it:
   flushed, fsynced and renamed over the target with `os.replace`. A crash leaves the old file or the
   new one, never half of one.
 
+Safety rules, for every file spuriverse rewrites, appends to or verifies:
+
+- **No symlinks, only regular files** (`check_regular`): a link or a device at a path spuriverse would
+  write is refused (`UnsafeFile`) before anything is touched, so a link to a file outside the project
+  can never be truncated or replaced. Appends open with ``O_NOFOLLOW`` (no race between check and use).
+- **A failed write leaves nothing half-done**: an append that fails (full disk, quota, file-size
+  limit) is cut back to the last complete line; a failed atomic rewrite removes its temporary file.
+  Both re-raise an `OSError` that names the path.
+- **Normal permissions**: an atomic rewrite ends with the mode a plain ``open(path, "w")`` would give
+  (the old file's mode, else ``0o666`` under the umask), not ``mkstemp``'s ``0o600``.
+
 This module sits at the bottom of the layers (beside `schema`) and imports nothing from spuriverse.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,13 +45,62 @@ from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
-__all__ = ["JsonlAppender", "JsonlFileError", "append_jsonl", "atomic_write_bytes", "atomic_write_json",
+__all__ = ["JsonlAppender", "JsonlFileError", "UnsafeFile", "check_regular", "new_file_mode", "append_jsonl", "atomic_write_bytes", "atomic_write_json",
            "atomic_write_jsonl", "atomic_write_text", "atomic_writer", "iter_complete_lines", "parse_jsonl_line",
            "read_jsonl", "repair_torn_tail"]
 
 
 class JsonlFileError(ValueError):
     """A malformed line in a JSONL file (not the trailing partial one)."""
+
+
+class UnsafeFile(ValueError):
+    """A path spuriverse would write or verify is a symlink or not a regular file."""
+
+
+def check_regular(path: Path, *, what: str = "file") -> None:
+    """Refuse a `path` that exists as a symlink or as anything but a regular file (missing is fine)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeFile(f"{path}: is a symbolic link; spuriverse never writes through or verifies a link "
+                         f"(replace it with a regular {what})")
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeFile(f"{path}: is not a regular file")
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """The same OSError, naming `path` (os.write's errors name no file)."""
+    if exc.filename is not None or exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or os.strerror(exc.errno or 0), str(path))
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        old = os.umask(0o022)
+        os.umask(old)
+        return old
+
+
+def new_file_mode(path: Path) -> int:
+    """The mode a plain ``open(path, "w")`` leaves: the existing file's, else 0o666 under the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
 
 
 # --- atomic rewrite -------------------------------------------------------------------------------
@@ -47,19 +110,24 @@ class JsonlFileError(ValueError):
 def atomic_writer(path: Path) -> Iterator[IO[bytes]]:
     """A binary file that replaces `path` atomically when the block ends without an exception."""
     path = Path(path)
+    check_regular(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = new_file_mode(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
+            os.fchmod(f.fileno(), mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise _named(exc, path) from exc
         raise
 
 
@@ -114,10 +182,26 @@ def repair_torn_tail(path: Path) -> int:
     """Drop a trailing partial line left by a killed writer; return the bytes removed (0 if none or
     no file). Called when a file is opened for appending; readers never call it."""
     path = Path(path)
+    check_regular(path)
     if not path.exists():
         return 0
-    with open(path, "rb+") as f:
+    with _open_append(path) as f:
         return _truncate_torn_tail(f)
+
+
+def _open_append(path: Path) -> IO[bytes]:
+    """Unbuffered read/append handle that never follows a symlink and refuses non-regular files."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFile(f"{path}: is a symbolic link; spuriverse never writes through a link") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafeFile(f"{path}: is not a regular file")
+    return os.fdopen(fd, "rb+", buffering=0)
 
 
 class JsonlAppender:
@@ -126,16 +210,28 @@ class JsonlAppender:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        check_regular(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f: IO[bytes] = open(self.path, "ab+")
+        self._f: IO[bytes] = _open_append(self.path)
         _truncate_torn_tail(self._f)
 
     def append_many(self, records: Iterable[BaseModel]) -> None:
-        """Append the records, then flush and fsync once."""
-        for r in records:
-            self._f.write(r.model_dump_json().encode("utf-8") + b"\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        """Append the records, then fsync once. A failed write (full disk, quota, size limit) is cut
+        back to the last complete line before the error (naming the file) is raised."""
+        data = b"".join(r.model_dump_json().encode("utf-8") + b"\n" for r in records)
+        fd = self._f.fileno()
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass
+            raise _named(exc, self.path) from exc
 
     def append(self, record: BaseModel) -> None:
         """Append one record durably."""
@@ -162,8 +258,10 @@ def append_jsonl(path: Path, record: BaseModel) -> None:
 
 def iter_complete_lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
     """``(line_no, byte_offset, line)`` of every complete, non-blank line of `path` (the newline
-    stripped); a trailing partial line is skipped, a missing file has none. Streams."""
+    stripped); a trailing partial line is skipped, a missing file has none. Streams. A symlink is
+    refused (`UnsafeFile`): these are spuriverse's own files, which it may rewrite next."""
     path = Path(path)
+    check_regular(path)
     if not path.exists():
         return
     with open(path, "rb") as f:

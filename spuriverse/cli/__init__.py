@@ -4,6 +4,7 @@ One module per stage registers its commands (eval_cmds, leaderboard_cmds, curate
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["build"]:  # hidden alias of the stage's old name
-        print("spuriverse: note: `spuriverse curate` is deprecated; use `spuriverse curate`", file=sys.stderr)
+        print("spuriverse: note: `spuriverse build` is deprecated; use `spuriverse curate`", file=sys.stderr)
         argv[0] = "curate"
     args = build_parser().parse_args(argv)
     from spuriverse.data.layouts import BenchmarkError
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from spuriverse.leaderboard.store import UnsafeName
     from spuriverse.leaderboard.verify import SubmissionRejected
     from spuriverse.models.base import ModelLoadError
+    from spuriverse.locking import FolderBusy
     from spuriverse.models.registry import ModelSpecError
 
     try:
@@ -46,10 +48,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spuriverse {args.command}: rejected: {exc}", file=sys.stderr)
         code = 3
     except (BenchmarkError, ModelSpecError, ModelLoadError, RunConfigMismatch, SamplesFileError, UnsafeName,
-            CurationFileError, SynthInputError, FileNotFoundError, ValueError) as exc:
+            CurationFileError, SynthInputError, FileNotFoundError, ValueError, FolderBusy) as exc:
         if os.environ.get("SPURIVERSE_DEBUG"):
             raise
         print(f"spuriverse {args.command}: error: {exc}", file=sys.stderr)
+        code = 2
+    except OSError as exc:  # full disk, read-only folder, an output path that is a file, ...
+        if os.environ.get("SPURIVERSE_DEBUG") or exc.errno is None:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"spuriverse {args.command}: error: {where}{exc.strerror or exc} "
+              f"({errno.errorcode.get(exc.errno, exc.errno)})", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         print("\ninterrupted: finished samples are saved; re-run the same command to resume", file=sys.stderr)

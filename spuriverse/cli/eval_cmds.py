@@ -41,6 +41,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="the SpuriVerse paper's per-family generation settings (= --preset paper): its "
                    "temperatures, top-p, token limits and seeds; run --seed 42, 332, 1981, 213, 2901 for its 5 seeds")
     p.add_argument("--output-dir", type=Path, help="run folder (default runs/<model>)")
+    p.add_argument("--wait", action="store_true",
+                   help="if another process is using --output-dir, wait for it to finish (default: fail at once)")
     p.add_argument("--bootstrap", type=int, default=1000, help="group-bootstrap iterations (default 1000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("model backends")
@@ -77,7 +79,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         revision=a.revision, model_revision=a.model_revision, side_tables=a.side_tables,
         strategy=a.strategy, scoring=a.scoring, batch_size=a.batch_size, limit=a.limit, seed=a.seed,
         circular=a.circular, blind=a.blind, max_new_tokens=a.max_new_tokens, preset=a.preset, n_bootstrap=a.bootstrap,
-        progress=not a.no_progress, backend_options=backend_opts,
+        progress=not a.no_progress, backend_options=backend_opts, wait=a.wait,
     ))
     if result is not None:
         _print_summary(result, out)

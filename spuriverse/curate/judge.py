@@ -42,6 +42,7 @@ from spuriverse.curate.judge_backends import JudgeRequest, JudgeResult, judge_sc
 from spuriverse.models.base import ImageDecodeError, ImageInput
 from spuriverse.persist import atomic_write_jsonl, atomic_write_text
 from spuriverse.schema import ErrorRecord, JudgeSummary, Judgment, letters_for
+from spuriverse.locking import locks_folder
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -169,6 +170,7 @@ async def _run(curation_dir: Path, todo: list[ErrorRecord], backend: Any, templa
         await backend.aclose()
 
 
+@locks_folder("curation_dir", stage="curate judge")
 def judge_errors(curation_dir: str | Path, backend: Any, *, concurrency: int = 8, missing_image: str = "fail",
                  limit: int | None = None, progress: bool = True, template: JudgeTemplate | None = None) -> JudgeSummary:
     """Judge every error of ``curation_dir/errors.jsonl`` not judged yet by `backend` with this prompt.

@@ -13,6 +13,7 @@ from pathlib import Path
 from spuriverse.curate.candidates import JUDGMENTS, REVIEWS, latest
 from spuriverse.curate.jsonl import append_jsonl
 from spuriverse.schema import Judgment, ReviewDecision, ReviewEdits
+from spuriverse.locking import locks_folder
 
 AUTO_REVIEWER = "auto-accept"
 EDITABLE = ("core_attributes", "spurious_attributes", "positive", "negative")
@@ -58,6 +59,8 @@ def effective(judgment: Judgment, edits: ReviewEdits | None) -> dict:
     return out
 
 
+# a decision waits briefly for another writer (a second review page, a scripted review)
+@locks_folder("curation_dir", stage="curate review", wait=10.0)
 def decide(curation_dir: str | Path, judgment: Judgment, decision: str, values: dict, reviewer: str,
            previous: ReviewDecision | None = None) -> ReviewDecision:
     """Append one decision durably (fsynced before returning); the caller serializes calls."""
@@ -68,6 +71,7 @@ def decide(curation_dir: str | Path, judgment: Judgment, decision: str, values: 
     return record
 
 
+@locks_folder("curation_dir", stage="curate review")
 def auto_accept(curation_dir: str | Path, reviewer: str = AUTO_REVIEWER) -> dict[str, int]:
     """Accept what a reviewer could only accept (every judged-spurious candidate that has both
     scene descriptions and no decision yet); leave everything else undecided. Resumable."""

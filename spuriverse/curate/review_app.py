@@ -28,6 +28,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
@@ -35,10 +36,12 @@ from spuriverse.curate.candidates import ERRORS, JUDGMENTS, REVIEWS
 from spuriverse.curate.jsonl import read_jsonl
 from spuriverse.curate.review import clean_list, decide, effective
 from spuriverse.schema import CANDIDATE_ID, ErrorRecord, Judgment, ReviewDecision, SynthProvenance
+from spuriverse.locking import FolderBusy
 
 STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {"review.js": "text/javascript", "review.css": "text/css"}
 RASTER = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
+MAX_BODY_BYTES = 1 << 20  # a decision is a few KB; anything near this is not one
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -187,7 +190,19 @@ def _refuse(request: Request, token: str, trusted_hosts: frozenset[str] | None) 
         return JSONResponse({"detail": "missing or wrong review token"}, 403)
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         return JSONResponse({"detail": "the body must be JSON (application/json)"}, 415)
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():  # a chunked body would have to be read to be measured
+        return JSONResponse({"detail": "a Content-Length header is required"}, 411)
+    if int(length) > MAX_BODY_BYTES:  # answered before a byte of the body is read
+        return JSONResponse({"detail": f"the body is over {MAX_BODY_BYTES} bytes"}, 413)
     return None
+
+
+def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 without the offending input (FastAPI's default echoes the whole body back)."""
+    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+              for e in exc.errors()[:20]]
+    return JSONResponse({"detail": errors}, 422)
 
 
 def create_app(curation_dir: str | Path, reviewer: str = "", *, token: str | None = None,
@@ -202,6 +217,7 @@ def create_app(curation_dir: str | Path, reviewer: str = "", *, token: str | Non
     token = token or secrets.token_urlsafe(24)
     page = (STATIC / "index.html").read_text("utf-8").replace("__REVIEW_TOKEN__", token)
     app = FastAPI(title="spuriverse review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.state.store, app.state.token = store, token
 
     @app.middleware("http")
@@ -259,7 +275,10 @@ def create_app(curation_dir: str | Path, reviewer: str = "", *, token: str | Non
         with store.lock:
             _, j = store.known(cid)
             values = body.model_dump(exclude={"decision"})
-            record = decide(store.dir, j, body.decision, values, store.reviewer, store.reviews.get().get(cid))
+            try:
+                record = decide(store.dir, j, body.decision, values, store.reviewer, store.reviews.get().get(cid))
+            except FolderBusy as exc:  # another stage (e.g. a judge run) holds the folder: nothing written
+                raise HTTPException(409, str(exc)) from None
         return {"saved": record.model_dump(), "candidate": store.detail(cid), **store.progress(store.ids(show))}
 
     return app

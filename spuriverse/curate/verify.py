@@ -23,6 +23,7 @@ import numpy as np
 from spuriverse.curate.candidates import accepted_candidates
 from spuriverse.persist import atomic_write_bytes, atomic_write_json, atomic_write_jsonl
 from spuriverse.schema import Candidate, ModelGap, Sample, SynthProvenance, Verification, VerifyStageSummary
+from spuriverse.locking import locks_folder
 
 VERIFICATION, SUMMARY = "verification.jsonl", "verify_summary.json"
 VERIFY_DIR = "verify"
@@ -171,6 +172,7 @@ def gap_of(model: str, spurious: list[Sample], counter: list[Sample], threshold:
                     acc_counter=acc_c, gap=gap, ci_low=lo, ci_high=hi, passes=gap is not None and gap > threshold)
 
 
+@locks_folder("curation_dir", stage="curate verify")
 def verify(curation_dir: str | Path, opts: VerifyOptions) -> VerifySummary:
     """Run (or resume) every verifying model and write verification.jsonl + verify_summary.json."""
     from spuriverse.data import load_benchmark

@@ -21,10 +21,12 @@ from tqdm.auto import tqdm
 from spuriverse.atomic import atomic_write_text
 from spuriverse.data import Benchmark, LoadedItem, load_benchmark
 from spuriverse.eval.parsing import PARSER_VERSION, parse_answer
+from spuriverse.locking import LOCK_NAME, folder_lock
 from spuriverse.eval.prefetch import prefetch
 from spuriverse.eval.prompts import Template, get_template, render_prompt, rotate_options
 from spuriverse.eval.results import (
     MANIFEST,
+    RESULTS,
     build_result,
     file_sha256,
     harness_info,
@@ -32,12 +34,14 @@ from spuriverse.eval.results import (
     package_versions,
     write_result,
 )
+from spuriverse.eval.report import REPORT_MD
 from spuriverse.eval.samples import (
     SAMPLES,
     SampleWriter,
     canonicalize_in_place,
     read_run_samples,
     sample_key,
+    shard_files,
     write_canonical,
 )
 from spuriverse.models.base import LVLM, Generation, OptionScores, Request
@@ -82,6 +86,7 @@ class EvalOptions:
     n_bootstrap: int = 1000
     model_note: str | None = None  # shown in the report (e.g. "random weights")
     progress: bool = True
+    wait: bool = False  # another process holds the output folder: wait for it (else fail at once)
     report: bool = True
     score: bool = True  # False: samples only (canonical samples.jsonl, no results.json); returns None
     backend_options: dict[str, Any] = field(default_factory=dict)  # base_url, api_key, device, ...
@@ -361,14 +366,43 @@ def _finish(run: _Run, manifest: RunManifest, todo: int) -> RunResult | None:
     return result
 
 
+def _finished_result(run_dir: Path, opts: EvalOptions) -> RunResult | None:
+    """The saved result of a finished run, if it still describes the samples file exactly."""
+    path = run_dir / RESULTS
+    if shard_files(run_dir) or not path.is_file() or (opts.report and not (run_dir / REPORT_MD).is_file()):
+        return None
+    try:
+        result = RunResult.model_validate_json(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if result.bootstrap.iterations != opts.n_bootstrap or result.samples_sha256 != file_sha256(run_dir / SAMPLES):
+        return None
+    return result
+
+
 def run_eval(opts: EvalOptions) -> RunResult | None:
-    """Run (or resume) an evaluation; returns the scored result (None on non-main processes)."""
+    """Run (or resume) an evaluation; returns the scored result (None on non-main processes).
+
+    The output folder is locked for the whole run (`spuriverse.locking`): a second `eval` on the same
+    folder fails at once naming the holder, or waits with ``opts.wait``. Under data parallelism every
+    rank holds its own lock (rank 0 the folder's), so a second launch fails on every rank."""
     run = _resolve_run(opts)
+    name = LOCK_NAME if run.rank == 0 else f"{LOCK_NAME}.rank{run.rank}"
+    with folder_lock(run.run_dir, stage="eval", wait=opts.wait, name=name):
+        return _run_locked(run)
+
+
+def _run_locked(run: _Run) -> RunResult | None:
+    opts = run.opts
     manifest = _check_config(run.run_dir, run.config)
     done = {sample_key(s) for s in read_run_samples(run.run_dir)}
     limit = len(run.bench) if opts.limit is None else min(opts.limit, len(run.bench))
     plan = _Plan(done, limit, opts.circular, run.rank, run.world)
     todo = plan.todo(run.bench)
+    if not todo and manifest is not None and opts.score and run.world == 1:
+        finished = _finished_result(run.run_dir, opts)
+        if finished is not None:  # nothing to ask, nothing to rewrite: works on a read-only folder
+            return finished
 
     model = None
     if todo or manifest is None:

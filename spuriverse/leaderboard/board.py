@@ -5,11 +5,13 @@ store submissions, keep `leaderboard.json` ranked. Pages are rendered from that 
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 from spuriverse.eval.compare import mcnemar_p
 from spuriverse.eval.items import collapse_rotations
@@ -48,7 +50,14 @@ class SubmitOutcome:
 
 
 def read_record(board_dir: Path) -> BenchmarkRecord:
-    return BenchmarkRecord.model_validate_json((board_dir / BENCHMARK).read_text("utf-8"))
+    path = board_dir / BENCHMARK
+    try:
+        return BenchmarkRecord.model_validate_json(path.read_text("utf-8"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "file"
+        raise ValueError(f"{path}: not a valid benchmark record ({where}: {first['msg']}; "
+                         f"{exc.error_count()} error(s))") from None
 
 
 def read_board(board_dir: Path) -> Leaderboard:
@@ -70,7 +79,13 @@ def find_board(leaderboard_dir: Path, fingerprint: str, name: str | None = None)
             raise SubmissionRejected(f"benchmark fingerprint does not match leaderboard {name!r}")
         return board_dir
     for bench in sorted(leaderboard_dir.glob(f"*/{BENCHMARK}")):
-        if read_record(bench.parent).fingerprint == fingerprint:
+        try:
+            found = read_record(bench.parent).fingerprint == fingerprint
+        except (ValueError, OSError) as exc:  # one corrupt board must not break submit for all
+            print(f"spuriverse: warning: skipping {bench}: unreadable ({str(exc).splitlines()[0][:200]})",
+                  file=sys.stderr)
+            continue
+        if found:
             return bench.parent
     raise SubmissionRejected(f"benchmark fingerprint {fingerprint[:20]}... matches no registered leaderboard "
                              f"in {leaderboard_dir} (see `spuriverse leaderboard init`)")
@@ -193,7 +208,7 @@ def submit(
     loaded = load_results(path)
     board_dir = find_board(Path(leaderboard_dir), loaded[1].benchmark.fingerprint, name)
     record = read_record(board_dir)
-    run = verify_run(path, record, loaded)
+    run = verify_run(path, record, loaded, max_bytes=read_board(board_dir).policy.max_submission_bytes)
     r = run.result
     key = config_key(r.model.backend, r.model.alias, r.model.checkpoint, r.model.revision, r.strategy, r.scoring,
                      r.circular, r.model.blind, r.seed)

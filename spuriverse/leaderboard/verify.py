@@ -24,6 +24,7 @@ from spuriverse.eval.metrics import Scores, score_samples
 from spuriverse.eval.parsing import PARSER_VERSION, UnknownParserVersion, parse_answer, parser_features
 from spuriverse.eval.prompts import rotate_options
 from spuriverse.schema import BenchmarkRecord, RunResult, Sample
+from spuriverse.persist import UnsafeFile, check_regular
 
 MAX_RESULTS_BYTES = 5_000_000
 MAX_SAMPLES_BYTES = 256_000_000
@@ -74,10 +75,22 @@ def _field_errors(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _regular(path: Path, what: str) -> None:
+    """A submitted file must be a plain file beside results.json: never a link, never a device
+    (a folder or a missing file is reported by the caller's own check)."""
+    if path.is_dir() and not path.is_symlink():
+        return
+    try:
+        check_regular(path, what=what)
+    except UnsafeFile as exc:
+        raise SubmissionRejected(f"{exc}; submit plain files beside results.json") from None
+
+
 def load_results(path: str | Path) -> tuple[Path, RunResult]:
     """`path` is a run folder or its results.json."""
     p = Path(path)
     results = p / "results.json" if p.is_dir() else p
+    _regular(results, "results.json")
     if not results.is_file():
         raise SubmissionRejected(f"{path}: no results.json")
     size = results.stat().st_size
@@ -92,33 +105,42 @@ def load_results(path: str | Path) -> tuple[Path, RunResult]:
         raise SubmissionRejected(f"results.json: {_field_errors(exc)}") from None
 
 
-def _read_samples(run_dir: Path, result: RunResult) -> tuple[bytes, list[Sample]]:
+def _read_samples(run_dir: Path, result: RunResult,
+                  max_bytes: int = MAX_SAMPLES_BYTES) -> tuple[bytes, list[Sample]]:
+    """Stream the samples file: size limit first, then line by line (hashing as it reads), so a padded
+    or oversized file is refused in bounded memory. Blank lines are refused: a run never writes one."""
     name = result.samples_file
     if not _SAFE_FILE.match(name) or ".." in name:
         raise SubmissionRejected(f"results.json: field 'samples_file': unsafe file name {name!r}")
     path = run_dir / name
+    _regular(path, "samples file")
     if not path.is_file():
         raise SubmissionRejected(f"samples file {name!r} named by results.json is missing")
     size = path.stat().st_size
-    if size > MAX_SAMPLES_BYTES:
-        raise SubmissionRejected(f"{name} is {size} bytes (limit {MAX_SAMPLES_BYTES})")
-    data = path.read_bytes()
+    limit = min(max_bytes, MAX_SAMPLES_BYTES)
+    if size > limit:
+        raise SubmissionRejected(f"{name} is {size} bytes (this leaderboard's limit is {limit})")
     if result.samples_sha256 is None:
         raise SubmissionRejected("results.json: field 'samples_sha256' is required for a submission")
-    if hashlib.sha256(data).hexdigest() != result.samples_sha256:
+    digest, chunks, samples = hashlib.sha256(), [], []
+    with open(path, "rb") as f:
+        for line_no, line in enumerate(f, 1):
+            digest.update(line)
+            chunks.append(line)
+            if len(line) > MAX_LINE_BYTES:
+                raise SubmissionRejected(f"{name}:{line_no}: line of {len(line)} bytes (limit {MAX_LINE_BYTES})")
+            if not line.strip():
+                raise SubmissionRejected(f"{name}:{line_no}: blank line (a samples file has one sample per line)")
+            obj = strict_json(line.rstrip(b"\n"), f"{name}:{line_no}")
+            try:
+                samples.append(Sample.model_validate(obj))
+            except ValidationError as exc:
+                raise SubmissionRejected(f"{name}:{line_no}: {_field_errors(exc)}") from None
+            if f.tell() > limit:  # grown since the size check
+                raise SubmissionRejected(f"{name} grew past this leaderboard's limit of {limit} bytes")
+    if digest.hexdigest() != result.samples_sha256:
         raise SubmissionRejected(f"{name}: sha256 differs from results.json's samples_sha256 (file changed)")
-    samples = []
-    for line_no, line in enumerate(data.split(b"\n"), 1):
-        if not line.strip():
-            continue
-        if len(line) > MAX_LINE_BYTES:
-            raise SubmissionRejected(f"{name}:{line_no}: line of {len(line)} bytes (limit {MAX_LINE_BYTES})")
-        obj = strict_json(line, f"{name}:{line_no}")
-        try:
-            samples.append(Sample.model_validate(obj))
-        except ValidationError as exc:
-            raise SubmissionRejected(f"{name}:{line_no}: {_field_errors(exc)}") from None
-    return data, samples
+    return b"".join(chunks), samples
 
 
 def _check_items(samples: list[Sample], record: BenchmarkRecord, circular: bool) -> None:
@@ -217,7 +239,7 @@ def _check_metrics(result: RunResult, scores: Scores) -> None:
 
 
 def verify_run(path: str | Path, record: BenchmarkRecord,
-               loaded: tuple[Path, RunResult] | None = None) -> VerifiedRun:
+               loaded: tuple[Path, RunResult] | None = None, *, max_bytes: int = MAX_SAMPLES_BYTES) -> VerifiedRun:
     """Everything short of writing: raises SubmissionRejected naming what is wrong. `loaded` is
     `load_results(path)` when the caller already has it."""
     run_dir, result = loaded or load_results(path)
@@ -226,7 +248,7 @@ def verify_run(path: str | Path, record: BenchmarkRecord,
             f"benchmark fingerprint {result.benchmark.fingerprint[:20]}... is not {record.name}'s "
             f"({record.fingerprint[:20]}...)"
         )
-    data, samples = _read_samples(run_dir, result)
+    data, samples = _read_samples(run_dir, result, max_bytes)
     _check_items(samples, record, result.circular)
     _check_predictions(samples, record, result)
     boot = result.bootstrap

@@ -83,6 +83,8 @@ class LeaderboardPolicy(_Strict):
     max_failed_rate: float = Field(0.05, ge=0, le=1, description="failed + unparsed items / all items")
     on_exceed: Literal["reject", "flag"] = "reject"
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level for adjacent-rank tests")
+    max_submission_bytes: int = Field(64_000_000, gt=0, le=1_000_000_000,
+                                      description="largest samples file a submission may bring (bytes)")
 
 
 class Leaderboard(_Strict):

@@ -27,6 +27,7 @@ from spuriverse.atomic import atomic_write_bytes, atomic_write_text
 from spuriverse.plugins import call_supported, load
 from spuriverse.schema import Candidate, SynthProvenance
 from spuriverse.synth.base import SynthBackend, SynthRequest, SynthResult, derive_seed, image_sha256
+from spuriverse.locking import locks_folder
 
 SYNTH_BACKENDS: dict[str, str] = {
     "text2img": "spuriverse.synth.diffusers_backends:Text2ImageBackend",
@@ -204,6 +205,7 @@ def synthesize_candidate(candidate: Candidate, backend: SynthBackend, curation_d
     return out
 
 
+@locks_folder("curation_dir", stage="synth")
 def synthesize(curation_dir: str | Path, backend: SynthBackend, opts: SynthOptions | None = None,
                candidates: Sequence[str] | None = None) -> SynthSummary:
     """Make the missing images of every accepted candidate (or the named ones)."""
