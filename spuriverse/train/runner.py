@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import shutil
 import sys
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from spuriverse.schema.train import (
     TrainManifest,
 )
 from spuriverse.train.data import TrainDataError, check_trainable, load_examples, summarize
+from spuriverse.locking import folder_lock
 
 MANIFEST = "train.json"
 CHECKPOINTS = "checkpoints"
@@ -297,7 +299,20 @@ def _trainer(opts: TrainOptions, args: Any, model: Any, backend: Any, train: lis
 
 
 def run_train(opts: TrainOptions) -> TrainManifest | None:
-    """Train (or resume) into `opts.out`; returns the manifest (None on non-main processes)."""
+    """Train (or resume) into `opts.out`; returns the manifest (None on non-main processes).
+
+    One training run per output folder: the lock sits beside it (``.NAME.train.lock`` in its parent,
+    so a fresh `--out` is not created before its inputs are checked); every rank takes its own."""
+    out = Path(opts.out)
+    if not out.parent.is_dir():
+        return _run_train_locked(opts)
+    rank = int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+    name = f".{out.name}.train.lock" + (f".rank{rank}" if rank else "")
+    with folder_lock(out.parent, stage="train", name=name):
+        return _run_train_locked(opts)
+
+
+def _run_train_locked(opts: TrainOptions) -> TrainManifest | None:
     from spuriverse.train.checkpoints import last_complete_checkpoint
 
     t0 = time.perf_counter()
