@@ -28,6 +28,11 @@ install: $(PY)
 	# torch first and exactly: anything looser pulls CUDA wheels on a CPU machine.
 	$(PY) -m pip install "$(TORCH_SPEC)"
 	$(PY) -m pip install -e ".[dev]"
+	# kronfluence (influence functions) declares torchvision but never imports it; a PyPI torchvision
+	# fails to import beside this torch (and pulls CUDA wheels): install it without its declared deps
+	# (its real ones are in pyproject) and make sure no torchvision was left behind.
+	$(PY) -m pip install --no-deps "kronfluence==1.0.1"
+	@! $(PY) -m pip show torchvision >/dev/null 2>&1 || { echo "error: torchvision got installed; remove it: $(PY) -m pip uninstall -y torchvision"; exit 1; }
 	@$(PY) -c "import torch, spuriverse; print('spuriverse', spuriverse.__version__, '| torch', torch.__version__)"
 	$(MAKE) browser
 

@@ -1,5 +1,3 @@
-import sys
+from spuriverse.cli import run
 
-from spuriverse.cli import main
-
-sys.exit(main())
+run()

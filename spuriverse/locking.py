@@ -83,14 +83,25 @@ def _alive(pid: object) -> bool:
     return True
 
 
+def _rank_suffix() -> str:
+    """Under data parallelism (torchrun / accelerate launch) every rank holds its own lock, rank 0 the
+    plain one: ranks of one launch never block each other, and a second launch fails on every rank."""
+    try:
+        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return ""
+    return f".rank{rank}" if world > 1 and rank > 0 else ""
+
+
 @contextmanager
 def folder_lock(folder: str | Path, *, stage: str, wait: bool | float = False, name: str = LOCK_NAME) -> Iterator[bool]:
     """Hold `folder`'s lock for the block; yields False (no lock) only for a folder nobody can write.
 
+    Under data parallelism each rank > 0 takes ``NAME.rankN`` instead (see `_rank_suffix`).
     `wait`: False fails at once, True waits for ever, a number waits that many seconds. Raises
     `FolderBusy` (naming the holder) when a live process holds it past that."""
     folder = Path(folder)
-    lock_path = folder / name
+    lock_path = folder / (name + _rank_suffix())
     key, held = lock_path.resolve(), _held()
     if key in held:
         held[key] += 1

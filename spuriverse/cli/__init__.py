@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import os
 import sys
 
@@ -64,22 +65,31 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: finished samples are saved; re-run the same command to resume", file=sys.stderr)
         code = 130
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        _shutdown_distributed(code)
+        exit_process(code)
     return code
 
 
-def _shutdown_distributed(code: int) -> None:
-    """Tear down the process group and exit hard: a CPU launch that imported transformers can
-    otherwise abort at interpreter exit after finishing (see docs/offline-models.md)."""
+def exit_process(code: int) -> None:
+    """Leave the process once its work is done and saved: tear down a process group, flush the
+    output, and exit without the interpreter's teardown. A process that imported torch / transformers /
+    pyarrow occasionally aborts in that teardown ("terminate called without an active exception",
+    exit -6) after finishing its work, e.g. a second `eval` refused by a folder's lock; see
+    docs/offline-models.md. Used by the console script and `python -m spuriverse`, never in-process."""
     try:
         import torch.distributed as dist
 
-        if dist.is_initialized():
+        if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
     finally:
+        logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def run() -> None:
+    """The console script `spuriverse`: `main()`, then `exit_process`."""
+    exit_process(main())
 
 
 if __name__ == "__main__":

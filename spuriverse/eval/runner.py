@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from spuriverse.atomic import atomic_write_text
 from spuriverse.data import Benchmark, LoadedItem, load_benchmark
 from spuriverse.eval.parsing import PARSER_VERSION, parse_answer
-from spuriverse.locking import LOCK_NAME, folder_lock
+from spuriverse.locking import folder_lock
 from spuriverse.eval.prefetch import prefetch
 from spuriverse.eval.prompts import Template, get_template, render_prompt, rotate_options
 from spuriverse.eval.results import (
@@ -387,8 +387,7 @@ def run_eval(opts: EvalOptions) -> RunResult | None:
     folder fails at once naming the holder, or waits with ``opts.wait``. Under data parallelism every
     rank holds its own lock (rank 0 the folder's), so a second launch fails on every rank."""
     run = _resolve_run(opts)
-    name = LOCK_NAME if run.rank == 0 else f"{LOCK_NAME}.rank{run.rank}"
-    with folder_lock(run.run_dir, stage="eval", wait=opts.wait, name=name):
+    with folder_lock(run.run_dir, stage="eval", wait=opts.wait):
         return _run_locked(run)
 
 

@@ -31,7 +31,7 @@ def video_stand_in_installed() -> bool:
     import transformers.processing_utils as pu
 
     try:
-        pu.transformers_module.VideoProcessorMixin
+        _ = pu.transformers_module.VideoProcessorMixin  # a lazy import: raises without torchvision
     except (AttributeError, ImportError):
         pu.transformers_module.VideoProcessorMixin = ImageOnlyVideoProcessor
         return True

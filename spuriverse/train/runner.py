@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import shutil
 import sys
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -306,9 +305,7 @@ def run_train(opts: TrainOptions) -> TrainManifest | None:
     out = Path(opts.out)
     if not out.parent.is_dir():
         return _run_train_locked(opts)
-    rank = int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
-    name = f".{out.name}.train.lock" + (f".rank{rank}" if rank else "")
-    with folder_lock(out.parent, stage="train", name=name):
+    with folder_lock(out.parent, stage="train", name=f".{out.name}.train.lock"):
         return _run_train_locked(opts)
 
 
