@@ -10,8 +10,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.curate.test_review_app import _post, _req, _reviews, make_review_dir, served  # noqa: F401
-
+from helpers.review_server import _post, _req, _reviews, make_review_dir
 from spuriverse.curate.review_app import MAX_BODY_BYTES
 
 BODY = {"decision": "accept", "spurious_attributes": ["bags beside the man"], "core_attributes": ["the man"],

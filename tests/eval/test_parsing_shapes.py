@@ -15,7 +15,7 @@ import pytest
 
 from spuriverse.eval.parsing import PARSER_FEATURES, PARSER_VERSION, UnknownParserVersion, parse_answer
 
-from tests.eval.test_parsing import CASES
+from helpers.parsing_cases import CASES
 
 TABLE = Path(__file__).resolve().parents[1] / "data" / "answer_shapes.csv"
 
