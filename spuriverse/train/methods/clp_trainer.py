@@ -69,7 +69,8 @@ class ClpTrainer(MetaMixin, MethodTrainer):
         self.net = PerturbationNet(clp.n_options, clp.hidden).to(self.args.device)
         self.net_opt = torch.optim.Adam(self.net.parameters(), lr=clp.meta_lr, weight_decay=clp.meta_weight_decay)
         self.stats = ClassStats(len(class_prior), class_prior)
-        self.record = {"meta_steps": 0, "meta_loss": float("nan"), "abs_delta_sum": 0.0, "delta_rows": 0}
+        self.record = {"meta_steps": 0, "meta_loss": float("nan"), "abs_delta_sum": 0.0, "delta_rows": 0,
+                       "saliency": float("nan")}
 
     # -- state -------------------------------------------------------------------------------
     def method_state(self) -> dict[str, Any]:
@@ -85,7 +86,8 @@ class ClpTrainer(MetaMixin, MethodTrainer):
     def method_summary(self) -> dict[str, float | int | str]:
         rows = max(int(self.record["delta_rows"]), 1)
         return {"clp_meta_steps": int(self.record["meta_steps"]), "clp_last_meta_loss": float(self.record["meta_loss"]),
-                "clp_mean_abs_delta": float(self.record["abs_delta_sum"]) / rows}
+                "clp_mean_abs_delta": float(self.record["abs_delta_sum"]) / rows,
+                "clp_last_saliency": float(self.record["saliency"])}
 
     # -- the step ------------------------------------------------------------------------------
     def _meta_step(self, model: Any, part: dict[str, Any], letters: torch.Tensor, g: torch.Tensor,
@@ -141,7 +143,9 @@ class ClpTrainer(MetaMixin, MethodTrainer):
             total = total + weighted(completion_loss(model, inputs["lm"]), inputs["lm"]).sum()
         total = total / inputs["n"]
         if pixels is not None:
-            total = total + self.clp.saliency_lambda * saliency_penalty(choice.sum(), pixels, part["background"])
+            penalty = saliency_penalty(choice.sum(), pixels, part["background"])
+            self.record["saliency"] = float(penalty.detach())
+            total = total + self.clp.saliency_lambda * penalty
         return total
 
 
