@@ -20,6 +20,7 @@ def add_method_args(p: argparse.ArgumentParser, with_method: bool = True) -> Non
                    "train folder; F/CF items are built from its core masks, or its counter images are F items")
     g.add_argument("--meta-config", help="config of --meta-data (e.g. balanced)")
     g.add_argument("--meta-split", help="split of --meta-data (default: train if present)")
+    g.add_argument("--meta-groups", help="only these group ids of --meta-data: a,b,c or @file")
     g.add_argument("--meta-size", type=int, default=d.meta_size, help=f"clean meta items, class-balanced ({d.meta_size})")
     g.add_argument("--meta-fill", choices=["grey", "shuffle", "tile"], default=d.meta_fill,
                    help=f"how CF images remove the object ({d.meta_fill})")
@@ -50,7 +51,10 @@ def add_method_args(p: argparse.ArgumentParser, with_method: bool = True) -> Non
 def method_options(a: argparse.Namespace) -> MethodOptions:
     from spuriverse.schema.train import TrainDataSpec
 
-    meta = TrainDataSpec(source=a.meta_data, config=a.meta_config, split=a.meta_split) if a.meta_data else None
+    from spuriverse.train.data import parse_selection
+
+    meta = TrainDataSpec(source=a.meta_data, config=a.meta_config, split=a.meta_split,
+                         groups=parse_selection(a.meta_groups), variants=None) if a.meta_data else None
     return MethodOptions(
         meta_data=meta, meta_size=a.meta_size, meta_fill=a.meta_fill, meta_batch=a.meta_batch,
         meta_interval=a.meta_interval, clean_weight=a.clean_weight, factual_weight=a.factual_weight,
@@ -83,6 +87,7 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--test-data", required=True, metavar="SRC", help="held-out test items with an `aligned` column")
     c.add_argument("--test-config", help="config of --test-data")
     c.add_argument("--test-split", help="split of --test-data")
+    c.add_argument("--test-groups", help="only these group ids of --test-data: a,b,c or @file")
     p.set_defaults(func=_cmd_compare, tuning="lora", no_val=True, method="erm")
 
 
@@ -100,7 +105,10 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--seeds must be comma-separated integers, got {a.seeds!r}") from None
     base = train_options(a)
-    test = TrainDataSpec(source=a.test_data, config=a.test_config, split=a.test_split)
+    from spuriverse.train.data import parse_selection
+
+    test = TrainDataSpec(source=a.test_data, config=a.test_config, split=a.test_split,
+                         groups=parse_selection(a.test_groups), variants=None)
     result = run_compare(CompareOptions(base=base, test_data=test, methods=methods, seeds=seeds, out=Path(a.out)))
     print(table(result), end="")
     print(f"groups: {result.group_definition}; {len(result.group_sizes)} groups, sizes "

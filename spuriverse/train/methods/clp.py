@@ -30,6 +30,7 @@ against finite differences of the meta loss).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -51,10 +52,11 @@ class PerturbationNet(nn.Module):
     def __init__(self, n_options: int, hidden: int = 100, n_in: int = N_CHARACTERISTICS) -> None:
         super().__init__()
         self.n_options = n_options
+        out = nn.Linear(hidden, n_options)
+        nn.init.zeros_(out.weight)  # delta starts at 0: CLP starts as ERM and departs as Omega learns
+        nn.init.zeros_(out.bias)
         self.net = nn.Sequential(nn.BatchNorm1d(n_in), nn.Linear(n_in, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_options))
-        nn.init.zeros_(self.net[-1].weight)  # delta starts at 0: CLP starts as ERM and departs as Omega learns
-        nn.init.zeros_(self.net[-1].bias)
+                                 nn.Linear(hidden, hidden), nn.ReLU(), out)
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:
         if g.shape[0] < 2 and self.training:  # batch statistics need two rows: use the running ones
@@ -151,6 +153,10 @@ def _virtual(params: dict[str, torch.Tensor], loss: torch.Tensor, lr: float, gra
     return {n: p if g is None else p - lr * g for (n, p), g in zip(params.items(), grads)}
 
 
+def _nonzero(grads: tuple[torch.Tensor | None, ...], like: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [torch.zeros_like(w) if g is None else g for w, g in zip(like, grads)]
+
+
 def meta_gradient(logits_of: LogitsOf, params: dict[str, torch.Tensor], train_part: dict[str, Any], u: torch.Tensor,
                   delta: torch.Tensor, omega: list[torch.Tensor], meta_parts: dict[str, dict[str, Any]],
                   weights: dict[str, float], virtual_lr: float, first_order: bool = False,
@@ -159,32 +165,28 @@ def meta_gradient(logits_of: LogitsOf, params: dict[str, torch.Tensor], train_pa
     with its graph to `params`; `delta` [B, S] with its graph to `omega`; the train part's
     `answer_index` is y. Leaves every `.grad` untouched."""
     answer = train_part["answer_index"]
+
     def meta_loss(p: dict[str, torch.Tensor]) -> torch.Tensor:
         return meta_objective(lambda part: logits_of(p, part), meta_parts, weights)
 
     if not first_order:
-        train_loss = F.cross_entropy(u + delta, answer)
-        loss = meta_loss(_virtual(params, train_loss, virtual_lr, graph=True))
-        grads = torch.autograd.grad(loss, omega, allow_unused=True, retain_graph=True)  # u's graph serves the actual step
-        return loss.detach(), [torch.zeros_like(w) if g is None else g for w, g in zip(omega, grads)]
+        loss = meta_loss(_virtual(params, F.cross_entropy(u + delta, answer), virtual_lr, graph=True))
+        # retain_graph: u's forward graph still serves the actual step's backward
+        return loss.detach(), _nonzero(torch.autograd.grad(loss, omega, allow_unused=True, retain_graph=True), omega)
     hat = {n: p.detach().requires_grad_(True) for n, p in
            _virtual(params, F.cross_entropy(u + delta.detach(), answer), virtual_lr, graph=False).items()}
     loss = meta_loss(hat)
-    g_meta = torch.autograd.grad(loss, list(hat.values()), allow_unused=True)
-    g_meta = [torch.zeros_like(p) if g is None else g for p, g in zip(hat.values(), g_meta)]
-    norm = torch.sqrt(sum((g.double() ** 2).sum() for g in g_meta)).item()
-    grads: list[torch.Tensor] = [torch.zeros_like(w) for w in omega]
-    if norm > 0:
-        eps = fd_eps / norm
-        with torch.no_grad():
-            plus = logits_of({n: p + eps * g for (n, p), g in zip(params.items(), g_meta)}, train_part)
-            minus = logits_of({n: p - eps * g for (n, p), g in zip(params.items(), g_meta)}, train_part)
-        jvp = ((plus - minus) / (2 * eps)).detach()
-        s = torch.softmax(u.detach() + delta, dim=1)
-        surrogate = -virtual_lr / u.shape[0] * (s * jvp).sum()
-        out = torch.autograd.grad(surrogate, omega, allow_unused=True)
-        grads = [torch.zeros_like(w) if g is None else g for w, g in zip(omega, out)]
-    return loss.detach(), grads
+    g_meta = _nonzero(torch.autograd.grad(loss, list(hat.values()), allow_unused=True), list(hat.values()))
+    norm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in g_meta))
+    if norm == 0:
+        return loss.detach(), [torch.zeros_like(w) for w in omega]
+    eps = fd_eps / norm  # a step of length fd_eps along g
+    with torch.no_grad():
+        plus = logits_of({n: p + eps * g for (n, p), g in zip(params.items(), g_meta)}, train_part)
+        minus = logits_of({n: p - eps * g for (n, p), g in zip(params.items(), g_meta)}, train_part)
+    jvp = ((plus - minus) / (2 * eps)).detach()  # J_i g for every item, [B, S]
+    surrogate = -virtual_lr / u.shape[0] * (torch.softmax(u.detach() + delta, dim=1) * jvp).sum()
+    return loss.detach(), _nonzero(torch.autograd.grad(surrogate, omega, allow_unused=True), omega)
 
 
 __all__ = ["ClassStats", "LogitsOf", "N_CHARACTERISTICS", "PerturbationNet", "characteristics", "meta_gradient",

@@ -29,7 +29,8 @@ class MethodPlan:
 
     def settings(self, learning_rate: float) -> dict[str, Any]:
         """The TrainConfig fields of this method (every hyper-parameter it uses)."""
-        o, name, out = self.options, self.method.name, {"method": self.method.name}
+        o, name = self.options, self.method.name
+        out: dict[str, Any] = {"method": name}
         if self.meta is not None and o.meta_data is not None:
             out["meta"] = MetaSettings(
                 data=o.meta_data, size=o.meta_size, fill=o.meta_fill, batch=o.meta_batch, interval=o.meta_interval,  # type: ignore[arg-type]
