@@ -324,8 +324,6 @@ def _run_train_locked(opts: TrainOptions) -> TrainManifest | None:
     t0 = time.perf_counter()
     if opts.tuning not in ("lora", "full") or opts.objective not in ("option", "completion"):
         raise ValueError("tuning must be lora|full and objective option|completion")
-    if opts.method != "erm" and opts.objective != "option":
-        raise ValueError(f"--method {opts.method} trains on the option objective (--objective option)")
     if opts.bf16 and opts.fp16:
         raise ValueError("--bf16 and --fp16 are exclusive")
     spec = resolve_model(opts.model, opts.model_revision)
@@ -348,7 +346,7 @@ def _run_train_locked(opts: TrainOptions) -> TrainManifest | None:
 
     find_unused = opts.tuning == "full" or opts.lora_target != "language" or bool(opts.lora_target_modules)
     args = _training_args(opts, bool(val), find_unused)
-    plan = plan_method(opts.method, opts.method_options, train, args.world_size)  # still before any model loads
+    plan = plan_method(opts.method, opts.method_options, train, args.world_size, opts.objective)  # still before any model loads
     cpu = args.device.type == "cpu"
     dtype = opts.dtype or ("float32" if cpu or opts.tuning == "full" else ("float16" if opts.fp16 else "bfloat16"))
     backend = _load_backend(opts, spec, args, dtype)
@@ -368,11 +366,7 @@ def _run_train_locked(opts: TrainOptions) -> TrainManifest | None:
         _log(f"spuriverse train: {opts.out} is already trained with this configuration; nothing to do")
         return old if is_main else None
 
-    summary: dict[str, float | int | str] = {}
-    if plan.method.two_stage:
-        from spuriverse.train.methods.jtt import first_stage
-
-        train, summary = first_stage(opts, train, config.jtt.upweight, config.jtt.first_epochs, CHECKPOINTS)
+    train, summary = plan.before_training(opts, train, config, CHECKPOINTS)  # JTT's first stage
     trainer = _trainer(opts, args, model, backend, train, val, plan, config)
     # Only the main process sets incomplete checkpoints aside; the others then see complete ones only.
     with args.main_process_first(local=False, desc="finding the last complete checkpoint"):

@@ -51,6 +51,16 @@ class MethodPlan:
         return out
 
 
+    def before_training(self, opts: Any, train: list[TrainExample], config: Any,
+                        checkpoints: str) -> tuple[list[TrainExample], dict[str, float | int | str]]:
+        """The training examples after the method's first stage (JTT), and what it measured."""
+        if not self.method.two_stage:
+            return train, {}
+        from spuriverse.train.methods.jtt import first_stage
+
+        return first_stage(opts, train, config.jtt.upweight, config.jtt.first_epochs, checkpoints)
+
+
 def _check_groups(train: list[TrainExample]) -> dict[str, int]:
     from spuriverse.train.methods.trainers import group_key
 
@@ -75,12 +85,15 @@ def _check_options(items: list[TrainExample]) -> int:
     return next(iter(counts))
 
 
-def plan_method(name: str, options: MethodOptions, train: list[TrainExample], world_size: int = 1) -> MethodPlan:
+def plan_method(name: str, options: MethodOptions, train: list[TrainExample], world_size: int = 1,
+                objective: str = "option") -> MethodPlan:
     """Check the method against the data and load its meta set (no model is loaded here)."""
     from spuriverse.train.methods.meta import load_meta_set
     from spuriverse.train.methods.trainers import class_key
 
     method = get_method(name)
+    if name != "erm" and objective != "option":
+        raise TrainDataError(f"--method {name} trains on the option objective (--objective option)")
     if world_size > 1 and not method.distributed:
         raise TrainDataError(f"--method {name} runs in one process (it keeps per-run state); run it without "
                              "data parallel")
