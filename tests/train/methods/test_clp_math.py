@@ -128,7 +128,7 @@ def _meta_loss_at(model, net, train, meta, g, logits_of) -> float:
     delta = slot_delta(net(g), slots, train["letter_mask"], 2.0)
     grads = torch.autograd.grad(F.cross_entropy(u + delta, train["answer_index"]), list(params.values()))
     hat = {n: p - LR * gr for (n, p), gr in zip(params.items(), grads)}
-    return float(meta_objective(lambda p: logits_of(hat, p), meta, WEIGHTS))
+    return float(meta_objective(lambda p: logits_of(hat, p), meta, WEIGHTS).detach())
 
 
 @pytest.mark.parametrize("first_order", [False, True])
