@@ -101,6 +101,20 @@ def test_bad_input_fails_before_any_training(tiny_llava, tiny_world, train_data,
     assert not out.exists()
 
 
+def test_methods_with_state_refuse_data_parallel(tiny_world):
+    from spuriverse.schema.train import TrainDataSpec
+    from spuriverse.train.data import TrainDataError, load_examples
+    from spuriverse.train.methods import MethodOptions
+    from spuriverse.train.methods.plan import plan_method
+
+    train = load_examples([TrainDataSpec(source=str(tiny_world / "train"), config="biased")])
+    assert plan_method("erm", MethodOptions(), train, world_size=2).method.name == "erm"
+    with pytest.raises(TrainDataError, match="one process"):
+        plan_method("groupdro", MethodOptions(), train, world_size=2)
+    with pytest.raises(TrainDataError, match="option objective"):
+        plan_method("jtt", MethodOptions(), train, objective="completion")
+
+
 def test_a_meta_set_without_masks_gives_counter_images_as_factual_items(train_data):
     from spuriverse.schema.train import TrainDataSpec
     from spuriverse.train.methods.meta import load_meta_set
