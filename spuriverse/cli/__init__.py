@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["build"]:  # hidden alias of the stage's old name
         print("spuriverse: note: `spuriverse build` is deprecated; use `spuriverse curate`", file=sys.stderr)
         argv[0] = "curate"
+    if argv[:2] == ["train", "compare-methods"]:  # a command of the train stage, registered flat
+        argv[:2] = ["train-compare-methods"]
     args = build_parser().parse_args(argv)
     from spuriverse.data.layouts import BenchmarkError
     from spuriverse.eval.runner import RunConfigMismatch

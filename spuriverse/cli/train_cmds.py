@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from spuriverse.cli.method_args import add_compare, add_method_args, method_options
+
 DESCRIPTION = """Fine-tune a local Hugging Face vision-language model on multiple-choice items (LoRA or full).
 Prompts are the evaluator's own templates, image where eval puts it; the `option` objective is the
 cross-entropy over the item's option letters at the answer position (the forward the log-prob scorer
@@ -16,8 +18,16 @@ running, checkpoints/. Re-running the same command resumes from the last complet
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="fine-tune a local model (LoRA or full) on multiple-choice items",
+    p = sub.add_parser("train", help="fine-tune a local model (LoRA or full) on multiple-choice items; "
+                       "`spuriverse train compare-methods --help` compares training methods",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_train_args(p)
+    add_method_args(p)
+    p.set_defaults(func=_cmd_train, tuning="lora")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    """The options of a training run (shared by `train` and `train compare-methods`)."""
     p.add_argument("--model", required=True, help="alias (see `spuriverse models`), hub id or local folder")
     p.add_argument("--model-revision", help="model revision (hub commit or tag)")
     p.add_argument("--out", required=True, type=Path, help="output folder (the trained model)")
@@ -39,8 +49,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="train even when every example has the same correct answer")
     m = p.add_argument_group("method")
     x = m.add_mutually_exclusive_group()
-    x.add_argument("--lora", dest="method", action="store_const", const="lora", help="peft LoRA (default)")
-    x.add_argument("--full", dest="method", action="store_const", const="full", help="full fine-tuning")
+    x.add_argument("--lora", dest="tuning", action="store_const", const="lora", help="peft LoRA (default)")
+    x.add_argument("--full", dest="tuning", action="store_const", const="full", help="full fine-tuning")
     m.add_argument("--lora-r", type=int, default=16, help="LoRA rank (default 16, the reference's)")
     m.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA alpha (default 16)")
     m.add_argument("--lora-dropout", type=float, default=0.05, help="LoRA dropout (default 0.05)")
@@ -79,12 +89,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--threads", type=int, help="torch intra-op threads (1 is fastest for tiny models on CPU)")
     r.add_argument("--num-workers", type=int, default=0, help="dataloader worker processes")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_train, method="lora")
 
 
-def _cmd_train(a: argparse.Namespace) -> int:
+def train_options(a: argparse.Namespace):
+    """The command line as the stage's options (data selection and validation resolved)."""
     from spuriverse.schema.train import TrainDataSpec
-    from spuriverse.train import TrainOptions, run_train
+    from spuriverse.train import TrainOptions
     from spuriverse.train.data import parse_selection, split_names
 
     if a.threads:
@@ -103,11 +113,15 @@ def _cmd_train(a: argparse.Namespace) -> int:
     val = [] if a.no_val else [
         TrainDataSpec(source=s, split=val_split, config=a.config, groups=parse_selection(a.val_groups),
                       variants=parse_selection(a.val_variants)) for s in val_sources]
+    return _options(a, TrainOptions, train, val)
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
     from spuriverse.models.hf import LetterTokenError
-    from spuriverse.train import TrainConfigMismatch
+    from spuriverse.train import TrainConfigMismatch, run_train
 
     try:
-        manifest = run_train(_options(a, TrainOptions, train, val))
+        manifest = run_train(train_options(a))
     except (TrainConfigMismatch, LetterTokenError) as exc:
         print(f"spuriverse train: error: {exc}", file=sys.stderr)
         return 2
@@ -120,7 +134,7 @@ def _options(a: argparse.Namespace, TrainOptions, train, val):
     """The command line as the stage's options."""
     return TrainOptions(
         model=a.model, out=a.out, train_data=train, val_data=val, model_revision=a.model_revision,
-        method=a.method, lora_r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=a.lora_dropout,
+        tuning=a.tuning, method=a.method, method_options=method_options(a), lora_r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=a.lora_dropout,
         lora_target=a.lora_target, lora_target_modules=a.lora_target_modules, objective=a.objective,
         strategy=a.strategy, vocab_weight=a.vocab_weight, epochs=a.epochs, max_steps=a.max_steps,
         learning_rate=a.lr, lr_scheduler=a.scheduler, warmup=a.warmup, weight_decay=a.weight_decay,
@@ -149,3 +163,4 @@ def _print_summary(manifest, out: Path) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     _add_train(sub)
+    add_compare(sub)

@@ -172,11 +172,18 @@ def option_loss(model: Any, part: dict[str, Any], vocab_weight: float = 0.0) -> 
     """Cross-entropy over the item's option letters at the answer position (+ `vocab_weight` x the
     full-vocabulary CE of the answer letter, so generation keeps emitting letters). Per example."""
     letters, logits = option_logits(model, part)
-    loss = F.cross_entropy(letters, part["answer_index"], reduction="none")
+    return letter_loss(letters, logits, part, vocab_weight), letters
+
+
+def letter_loss(letters: torch.Tensor, logits: torch.Tensor, part: dict[str, Any], vocab_weight: float = 0.0,
+                offset: torch.Tensor | None = None) -> torch.Tensor:
+    """`option_loss` from computed logits; `offset` [B, 6] is added to the letter logits inside the
+    cross-entropy only (a training method's logit perturbation). Per example."""
+    loss = F.cross_entropy(letters if offset is None else letters + offset, part["answer_index"], reduction="none")
     if vocab_weight:
         token = part["letter_ids"].gather(1, part["answer_index"][:, None])[:, 0]
         loss = loss + vocab_weight * F.cross_entropy(logits, token, reduction="none")
-    return loss, letters
+    return loss
 
 
 def completion_loss(model: Any, part: dict[str, Any]) -> torch.Tensor:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,11 @@ class TrainExample:
     target: str | None = None
     group_id: str = ""
     variant: str = ""
+    # Ground truth where the data has it (spuriverse-world): does the cue suggest the answer, and the
+    # encoded object / cue masks. Not part of the digest: they describe the image, they do not change it.
+    aligned: bool | None = None
+    core_mask: bytes | None = None
+    cue_mask: bytes | None = None
 
     @property
     def kind(self) -> str:
@@ -117,6 +122,14 @@ def _naming_example(row_no: int, row: dict[str, Any], image: bytes | None) -> Tr
                         group_id=_text(row.get("group_id")), variant=_text(row.get("variant")))
 
 
+def _truth(row: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
+    """The optional ground-truth columns of a row (`aligned`, `core_mask`, `cue_mask`)."""
+    aligned = row.get("aligned")
+    return {"aligned": aligned if isinstance(aligned, bool) else None,
+            "core_mask": _image_bytes(row.get("core_mask"), base_dir),
+            "cue_mask": _image_bytes(row.get("cue_mask"), base_dir)}
+
+
 def _long_rows(spec: TrainDataSpec) -> Iterator[tuple[int, TrainExample]]:
     import datasets
 
@@ -138,12 +151,13 @@ def _long_rows(spec: TrainDataSpec) -> Iterator[tuple[int, TrainExample]]:
         for values in zip(*(batch[k] for k in keys)):
             row = dict(zip(keys, values))
             image = _image_bytes(row.get("image"), base_dir)
+            truth = _truth(row, base_dir)
             if "target" in row and _is_naming(row):
-                yield row_no, _naming_example(row_no, row, image)
+                yield row_no, replace(_naming_example(row_no, row, image), **truth)
             else:
                 it = long_item(row_no, row)
                 yield row_no, TrainExample(it.item_id, it.question, image, tuple(it.options), it.answer,
-                                           group_id=it.group_id, variant=it.variant)
+                                           group_id=it.group_id, variant=it.variant, **truth)
             row_no += 1
 
 

@@ -34,6 +34,8 @@ from spuriverse.schema.train import (
     TrainManifest,
 )
 from spuriverse.train.data import TrainDataError, check_trainable, load_examples, summarize
+from spuriverse.train.methods import MethodOptions
+from spuriverse.train.methods.plan import plan_method
 from spuriverse.locking import folder_lock
 
 MANIFEST = "train.json"
@@ -55,7 +57,9 @@ class TrainOptions:
     train_data: list[TrainDataSpec]
     val_data: list[TrainDataSpec] = field(default_factory=list)
     model_revision: str | None = None
-    method: str = "lora"
+    tuning: str = "lora"  # which weights train: lora | full (--lora / --full)
+    method: str = "erm"  # the training method (spuriverse.train.methods.METHODS)
+    method_options: MethodOptions = field(default_factory=MethodOptions)
     lora_r: int = 16
     lora_alpha: float = 16.0
     lora_dropout: float = 0.05
@@ -114,7 +118,7 @@ def _training_args(opts: TrainOptions, has_val: bool, find_unused: bool) -> Any:
         gradient_accumulation_steps=opts.grad_accum,
         num_train_epochs=opts.epochs,
         max_steps=opts.max_steps or -1,
-        learning_rate=opts.learning_rate or (2e-4 if opts.method == "lora" else 2e-5),
+        learning_rate=opts.learning_rate or (2e-4 if opts.tuning == "lora" else 2e-5),
         lr_scheduler_type=opts.lr_scheduler,
         warmup_steps=opts.warmup,
         weight_decay=opts.weight_decay,
@@ -145,11 +149,12 @@ def _training_args(opts: TrainOptions, has_val: bool, find_unused: bool) -> Any:
 
 
 def _config(opts: TrainOptions, spec: Any, train_fp: str, val_fp: str | None, lora: LoraSettings | None,
-            args: Any, dtype: str) -> TrainConfig:
+            args: Any, dtype: str, plan: Any) -> TrainConfig:
     precision = "bf16" if opts.bf16 else "fp16" if opts.fp16 else "fp32"
     return TrainConfig(
         model=opts.model, checkpoint=spec.checkpoint, revision=spec.revision, train_data=opts.train_data,
-        val_data=opts.val_data, train_fingerprint=train_fp, val_fingerprint=val_fp, method=opts.method, lora=lora,
+        val_data=opts.val_data, train_fingerprint=train_fp, val_fingerprint=val_fp, tuning=opts.tuning, lora=lora,
+        **plan.settings(args.learning_rate),
         objective=opts.objective, strategy=opts.strategy, vocab_weight=opts.vocab_weight, epochs=opts.epochs,
         max_steps=opts.max_steps, learning_rate=args.learning_rate, lr_scheduler=opts.lr_scheduler,
         warmup=opts.warmup, weight_decay=opts.weight_decay, max_grad_norm=opts.max_grad_norm,
@@ -217,7 +222,7 @@ def _prepare_model(opts: TrainOptions, spec: Any, backend: Any) -> tuple[Any, Lo
 
     set_seed(opts.seed)  # LoRA's initialisation is random
     model = backend.model
-    if opts.method == "full":
+    if opts.tuning == "full":
         for p in model.parameters():
             p.requires_grad_(True)
         return model, None
@@ -236,7 +241,7 @@ def _prepare_model(opts: TrainOptions, spec: Any, backend: Any) -> tuple[Any, Lo
 def _save_final(trainer: Any, model: Any, backend: Any, opts: TrainOptions) -> str:
     """The trained model into `--out` (rank 0). Returns the output kind."""
     out = opts.out
-    if opts.method == "full":
+    if opts.tuning == "full":
         trainer.save_model(str(out))
         kind = "full"
     elif opts.merge:
@@ -262,7 +267,7 @@ def _running_manifest(opts: TrainOptions, spec: Any, backend: Any, model: Any, c
     base_rev = getattr(getattr(backend.model, "config", None), "_commit_hash", None)
     return TrainManifest(
         status="running", created=old.created if old else now_iso(), config=config, train=train_sum, val=val_sum,
-        output="full" if opts.method == "full" else ("merged" if opts.merge else "adapter"),
+        output="full" if opts.tuning == "full" else ("merged" if opts.merge else "adapter"),
         base_model=_base_name(spec),
         base_revision=base_rev, trainable_params=trainable, total_params=total, processes=args.world_size,
         device=str(args.device), resumed_from=list(old.resumed_from) if old else [],
@@ -271,24 +276,28 @@ def _running_manifest(opts: TrainOptions, spec: Any, backend: Any, model: Any, c
     )
 
 
-def _trainer(opts: TrainOptions, args: Any, model: Any, backend: Any, train: list, val: list) -> Any:
-    """The HF Trainer with our collator, objectives, checkpoint markers and progress bar."""
+def _trainer(opts: TrainOptions, args: Any, model: Any, backend: Any, train: list, val: list, plan: Any,
+             config: TrainConfig) -> Any:
+    """The HF Trainer (the method's) with our collator, objectives, checkpoint markers and progress bar."""
     from transformers import PrinterCallback, ProgressCallback
 
-    from spuriverse.train.batching import Batcher, ExampleDataset, mixed_fillers
+    from spuriverse.train.batching import ExampleDataset, mixed_fillers
     from spuriverse.train.checkpoints import CompletionMarker
-    from spuriverse.train.trainer import EpochSetter, QuietProgress, SpuriTrainer, accuracy
+    from spuriverse.train.methods.plan import trainer_kwargs
+    from spuriverse.train.methods.trainers import MethodBatcher
+    from spuriverse.train.trainer import EpochSetter, QuietProgress, accuracy
 
     dataset = ExampleDataset(train, seed=opts.seed, shuffle=True)
     # Data parallel: every process runs the same forwards each step (see Batcher.fillers).
     fillers = mixed_fillers(train) if args.world_size > 1 and opts.objective == "option" else {}
-    batcher = Batcher(backend, objective=opts.objective, strategy=opts.strategy, fillers=fillers)
-    trainer = SpuriTrainer(
+    batcher_kw, method_kw = trainer_kwargs(plan, config, backend, opts.strategy)
+    batcher = MethodBatcher(backend, objective=opts.objective, strategy=opts.strategy, fillers=fillers, **batcher_kw)
+    trainer = plan.method.trainer_class()(
         model=model, args=args, data_collator=batcher, train_dataset=dataset,
         eval_dataset=ExampleDataset(val, seed=opts.seed, shuffle=False) if val else None,
         compute_metrics=accuracy if val else None, processing_class=backend.processor,
         callbacks=[CompletionMarker(), EpochSetter(dataset)], vocab_weight=opts.vocab_weight,
-        eval_collator=batcher.eval_batch,
+        eval_collator=batcher.eval_batch, **method_kw,
     )
     for cb in (ProgressCallback, PrinterCallback):  # one dict printed per step: replaced by a bar postfix
         trainer.remove_callback(cb)
@@ -313,8 +322,8 @@ def _run_train_locked(opts: TrainOptions) -> TrainManifest | None:
     from spuriverse.train.checkpoints import last_complete_checkpoint
 
     t0 = time.perf_counter()
-    if opts.method not in ("lora", "full") or opts.objective not in ("option", "completion"):
-        raise ValueError("method must be lora|full and objective option|completion")
+    if opts.tuning not in ("lora", "full") or opts.objective not in ("option", "completion"):
+        raise ValueError("tuning must be lora|full and objective option|completion")
     if opts.bf16 and opts.fp16:
         raise ValueError("--bf16 and --fp16 are exclusive")
     spec = resolve_model(opts.model, opts.model_revision)
@@ -335,13 +344,14 @@ def _run_train_locked(opts: TrainOptions) -> TrainManifest | None:
         raise TrainDataError("the validation data has no multiple-choice items (naming rows are not validated)")
     val_sum = summarize(val) if val else None
 
-    find_unused = opts.method == "full" or opts.lora_target != "language" or bool(opts.lora_target_modules)
+    find_unused = opts.tuning == "full" or opts.lora_target != "language" or bool(opts.lora_target_modules)
     args = _training_args(opts, bool(val), find_unused)
+    plan = plan_method(opts.method, opts.method_options, train, args.world_size, opts.objective)  # still before any model loads
     cpu = args.device.type == "cpu"
-    dtype = opts.dtype or ("float32" if cpu or opts.method == "full" else ("float16" if opts.fp16 else "bfloat16"))
+    dtype = opts.dtype or ("float32" if cpu or opts.tuning == "full" else ("float16" if opts.fp16 else "bfloat16"))
     backend = _load_backend(opts, spec, args, dtype)
     model, lora = _prepare_model(opts, spec, backend)
-    config = _config(opts, spec, train_sum.fingerprint, val_sum.fingerprint if val_sum else None, lora, args, dtype)
+    config = _config(opts, spec, train_sum.fingerprint, val_sum.fingerprint if val_sum else None, lora, args, dtype, plan)
     is_main = args.process_index == 0
     # The main process checks --out and writes the manifest first; the others then read what it wrote.
     # (Checked concurrently, another rank could see the manifest's temporary file and refuse --out.)
@@ -356,7 +366,8 @@ def _run_train_locked(opts: TrainOptions) -> TrainManifest | None:
         _log(f"spuriverse train: {opts.out} is already trained with this configuration; nothing to do")
         return old if is_main else None
 
-    trainer = _trainer(opts, args, model, backend, train, val)
+    train, summary = plan.before_training(opts, train, config, CHECKPOINTS)  # JTT's first stage
+    trainer = _trainer(opts, args, model, backend, train, val, plan, config)
     # Only the main process sets incomplete checkpoints aside; the others then see complete ones only.
     with args.main_process_first(local=False, desc="finding the last complete checkpoint"):
         resume = last_complete_checkpoint(opts.out / CHECKPOINTS, log=_log if is_main else (lambda m: None))
@@ -375,6 +386,7 @@ def _run_train_locked(opts: TrainOptions) -> TrainManifest | None:
         status="complete", finished=now_iso(), output=kind, epochs=epochs, evals=evals,
         best_step=state.best_global_step, best_val_accuracy=state.best_metric, global_steps=state.global_step,
         wall_time_s=manifest.wall_time_s + time.perf_counter() - t0,
+        method_summary={**summary, **trainer.method_summary()},
     ))
     atomic_write_text(opts.out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
     if not opts.keep_checkpoints:

@@ -109,7 +109,7 @@ def test_gradient_accumulation_equals_a_larger_batch(tiny_llava, train_data, tmp
 
 
 def test_full_fine_tuning_writes_a_full_model(tiny_llava, train_data, tmp_path):
-    m = run_train(_opts(tiny_llava, train_data, tmp_path / "full", method="full", objective="completion",
+    m = run_train(_opts(tiny_llava, train_data, tmp_path / "full", tuning="full", objective="completion",
                         epochs=1, learning_rate=1e-3))
     assert m.output == "full" and m.trainable_params == m.total_params
     assert m.config.objective == "completion" and m.evals[0].val_accuracy is not None
