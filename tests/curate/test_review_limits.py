@@ -17,7 +17,7 @@ BODY = {"decision": "accept", "spurious_attributes": ["bags beside the man"], "c
         "positive": "p", "negative": "n"}
 
 
-def test_a_body_over_the_limit_is_answered_413_without_being_read(served):  # noqa: F811
+def test_a_body_over_the_limit_is_answered_413_without_being_read(served):
     build, base = served
     before = (build / "reviews.jsonl").read_bytes() if (build / "reviews.jsonl").exists() else b""
     big = {**BODY, "positive": "x" * (MAX_BODY_BYTES + 10)}
@@ -27,7 +27,7 @@ def test_a_body_over_the_limit_is_answered_413_without_being_read(served):  # no
     assert after == before
 
 
-def test_a_validation_error_does_not_echo_the_input(served):  # noqa: F811
+def test_a_validation_error_does_not_echo_the_input(served):
     _, base = served
     status, _, body = _post(base, "aokvqa-1000", {**BODY, "decision": "y" * 100_000})
     assert status == 422 and b"yyyy" not in body and len(body) < 2_000
@@ -35,7 +35,7 @@ def test_a_validation_error_does_not_echo_the_input(served):  # noqa: F811
     assert detail and {"loc", "msg", "type"} == set(detail[0])
 
 
-def test_a_chunked_body_without_length_is_refused(served):  # noqa: F811
+def test_a_chunked_body_without_length_is_refused(served):
     _, base = served
     import http.client
     from urllib.parse import urlsplit
