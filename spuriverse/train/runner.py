@@ -371,8 +371,11 @@ def _run_train_locked(opts: TrainOptions) -> TrainManifest | None:
         return None
     state = trainer.state
     epochs, evals = _history(state.log_history)
+    from spuriverse.train.checkpoints import weights_digest, weights_folder
+
     manifest = manifest.model_copy(update=dict(
         status="complete", finished=now_iso(), output=kind, epochs=epochs, evals=evals,
+        weights_sha256=weights_digest(weights_folder(opts.out, kind)),
         best_step=state.best_global_step, best_val_accuracy=state.best_metric, global_steps=state.global_step,
         wall_time_s=manifest.wall_time_s + time.perf_counter() - t0,
     ))

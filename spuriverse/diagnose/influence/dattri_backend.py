@@ -28,8 +28,6 @@ from spuriverse.diagnose.influence.backends import (
     BackendSettings,
     InfluenceBackend,
     InfluenceBackendError,
-    InfluenceMethod,
-    register,
 )
 from spuriverse.diagnose.influence.problem import InfluenceProblem
 
@@ -165,8 +163,9 @@ def _finite(scores: np.ndarray, method: str) -> np.ndarray:
 
 class DattriBackend(InfluenceBackend):
     def __init__(self, settings: BackendSettings, method: str) -> None:
-        super().__init__(settings)
-        self.method = method
+        super().__init__(settings, method)
+        if method not in ("explicit", "cg", "arnoldi", "datainf", "tracin"):
+            raise InfluenceBackendError(f"dattri method {method!r} is not offered")
         self.attributor: Any = None
 
     def _attributor(self, task: Any, problem: InfluenceProblem) -> Any:
@@ -240,13 +239,3 @@ class DattriBackend(InfluenceBackend):
                 out.append(self.attributor.self_attribute(_loader(chunk, query=False, batch_size=len(chunk))))
         return _finite(torch.cat(out).detach().double().cpu().numpy(), self.method)
 
-
-for _name, _summary, _lvlm in (
-    ("explicit", "explicit inverse Hessian (dattri); small models only (parameters^2 memory)", False),
-    ("cg", "conjugate-gradient inverse-Hessian-vector products (dattri); small models", False),
-    ("arnoldi", "Arnoldi low-rank inverse Hessian (dattri); small models", False),
-    ("datainf", "DataInf closed-form layer-wise inverse (dattri), designed for LoRA", True),
-    ("tracin", "TracIn gradient dot products at the final weights (dattri), no curvature", True),
-):
-    register(InfluenceMethod(_name, "dattri", _summary, lvlm=_lvlm,
-                             factory=lambda s, _m=_name: DattriBackend(s, _m)))

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,6 @@ from spuriverse.diagnose.influence.backends import (
     BackendSettings,
     InfluenceBackend,
     InfluenceBackendError,
-    InfluenceMethod,
-    register,
 )
 from spuriverse.diagnose.influence.problem import InfluenceProblem
 
@@ -60,6 +60,14 @@ class _Indices(Dataset):
         return ("q", self.indices[i]) if self.query else self.indices[i]
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """kronfluence 1.0 builds `torch.cuda.amp.GradScaler` (deprecated: one FutureWarning per call)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*GradScaler.*", category=FutureWarning)
+        yield
+
+
 def _task(problem: InfluenceProblem, modules: list[str]) -> Any:
     from kronfluence.task import Task
 
@@ -85,9 +93,11 @@ def _task(problem: InfluenceProblem, modules: list[str]) -> Any:
 
 
 class KronfluenceBackend(InfluenceBackend):
-    def __init__(self, settings: BackendSettings, strategy: str) -> None:
-        super().__init__(settings)
-        self.strategy = strategy
+    def __init__(self, settings: BackendSettings, method: str) -> None:
+        super().__init__(settings, method)
+        if method not in ("ekfac", "kfac"):
+            raise InfluenceBackendError(f"kronfluence strategy {method!r} is not offered (ekfac, kfac)")
+        self.strategy = method
         self.analyzer: Any = None
         self._wrapped: nn.Module | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
@@ -162,7 +172,8 @@ class KronfluenceBackend(InfluenceBackend):
         for stem in _STAGE_FILES[stage]:
             for p in self._factor_dir.glob(f"{stem}*"):
                 p.unlink()
-        run()
+        with _quiet():
+            run()
         marker.write_text("done\n")
 
     # -- scoring -----------------------------------------------------------------------------
@@ -171,12 +182,14 @@ class KronfluenceBackend(InfluenceBackend):
 
         self._need_fit()
         name = "pairwise"
-        self.analyzer.compute_pairwise_scores(
-            scores_name=name, factors_name=FACTORS, query_dataset=_Indices(queries, query=True),
-            train_dataset=_Indices(range(problem.n_train)), per_device_query_batch_size=self.settings.query_batch_size,
-            per_device_train_batch_size=self.settings.batch_size, score_args=self._score_args(problem),
-            dataloader_kwargs=DataLoaderKwargs(collate_fn=self._mixed_collate(problem)), overwrite_output_dir=True,
-        )
+        with _quiet():
+            self.analyzer.compute_pairwise_scores(
+                scores_name=name, factors_name=FACTORS, query_dataset=_Indices(queries, query=True),
+                train_dataset=_Indices(range(problem.n_train)),
+                per_device_query_batch_size=self.settings.query_batch_size,
+                per_device_train_batch_size=self.settings.batch_size, score_args=self._score_args(problem),
+                dataloader_kwargs=DataLoaderKwargs(collate_fn=self._mixed_collate(problem)), overwrite_output_dir=True,
+            )
         scores = self.analyzer.load_pairwise_scores(name)["all_modules"]
         shutil.rmtree(self.analyzer.scores_output_dir(name), ignore_errors=True)
         return -scores.double().cpu().numpy()
@@ -193,11 +206,12 @@ class KronfluenceBackend(InfluenceBackend):
     def self_influence(self, problem: InfluenceProblem) -> np.ndarray:
         self._need_fit()
         name = "self"
-        self.analyzer.compute_self_scores(
-            scores_name=name, factors_name=FACTORS, train_dataset=_Indices(range(problem.n_train)),
-            per_device_train_batch_size=self.settings.batch_size, score_args=self._score_args(problem),
-            overwrite_output_dir=True,
-        )
+        with _quiet():
+            self.analyzer.compute_self_scores(
+                scores_name=name, factors_name=FACTORS, train_dataset=_Indices(range(problem.n_train)),
+                per_device_train_batch_size=self.settings.batch_size, score_args=self._score_args(problem),
+                overwrite_output_dir=True,
+            )
         scores = self.analyzer.load_self_scores(name)["all_modules"]
         shutil.rmtree(self.analyzer.scores_output_dir(name), ignore_errors=True)
         return scores.double().cpu().numpy()
@@ -222,10 +236,3 @@ class KronfluenceBackend(InfluenceBackend):
             self._tmp.cleanup()
             self._tmp = None
 
-
-for _strategy, _summary in (
-    ("ekfac", "EK-FAC (kronfluence): Kronecker factors with eigenvalue correction; the default for LVLMs"),
-    ("kfac", "K-FAC (kronfluence): Kronecker-factored curvature"),
-):
-    register(InfluenceMethod(_strategy, "kronfluence", _summary, lvlm=True,
-                             factory=lambda s, _st=_strategy: KronfluenceBackend(s, _st)))
