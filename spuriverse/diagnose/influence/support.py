@@ -20,7 +20,9 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends (no 1e-17 rounding residue)
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return lo, min(max(lo, hi), 1.0)
 
 
 def cue_key(meta: dict[str, str], column: str) -> str | None:
