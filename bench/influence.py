@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import world_influence_data as wd  # noqa: E402
+from helpers import world_influence_data as wd  # noqa: E402
 
 
 def _problem(model_dir: Path, data_dir: Path, n_queries: int, batch: int):

@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--damping", type=float, help="curvature damping (default: the method's own)")
     m.add_argument("--cue-column", default="spurious_attribute",
                    help="metadata column naming an item's spurious cue (default spurious_attribute)")
+    m.add_argument("--track", metavar="REGEX",
+                   help="only the trainable modules whose names REGEX finds (e.g. 'q_proj|v_proj' to bound "
+                   "the factors' memory on a large model; default: every LoRA module on the gradient path)")
     d = p.add_argument_group("run and model")
     d.add_argument("--train-data", action="append", metavar="SRC",
                    help="where the run's training data lives now, when it moved (verified by fingerprint)")
@@ -85,7 +88,7 @@ def _cmd_influence(a: argparse.Namespace) -> int:
         train_data = [TrainDataSpec(source=s, groups=None, variants=None) for s in a.train_data]
     manifest = run_influence(InfluenceOptions(
         train_run=a.train_run, queries=queries, out=a.out, items=parse_selection(a.items), method=a.method,
-        measurement=a.measurement, top_k=a.top_k, damping=a.damping, cue_column=a.cue_column,
+        measurement=a.measurement, top_k=a.top_k, damping=a.damping, cue_column=a.cue_column, track=a.track,
         train_data=train_data, model=a.model, batch_size=a.batch_size, query_batch_size=a.query_batch_size,
         device=a.device, seed=a.seed, progress=not a.no_progress, report=not a.no_report,
     ))

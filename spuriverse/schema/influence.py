@@ -30,6 +30,7 @@ class InfluenceConfig(_Strict):
     top_k: int = Field(ge=1)
     damping: float | None = Field(default=None, description="curvature damping; null: the method's default")
     cue_column: str = Field(description="the metadata column naming each example's spurious cue")
+    track: str | None = Field(default=None, description="--track: a regex restricting the tracked modules")
     batch_size: int = Field(ge=1)
     query_batch_size: int = Field(ge=1, description="queries scored per pass over the training data")
     seed: int = 0

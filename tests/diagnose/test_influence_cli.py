@@ -126,6 +126,7 @@ def _other_weights(run: Path, tmp: Path) -> Path:
     ("other-data", "is not what"),
     ("other-model", "other weights than"),
     ("other-items", "unknown query"),
+    ("bad-track", "not a valid regular expression"),
 ])
 def test_bad_input_is_one_clear_error_and_nothing_is_written(lora_run, tmp_path, capsys, case, message):
     out, run, extra = tmp_path / "out", lora_run, []
@@ -139,6 +140,8 @@ def test_bad_input_is_one_clear_error_and_nothing_is_written(lora_run, tmp_path,
         extra = ["--train-data", str(other)]
     elif case == "other-model":
         extra = ["--model", str(_other_weights(lora_run, tmp_path))]
+    elif case == "bad-track":
+        extra = ["--track", "lora_(A"]
     else:
         extra, message = ["--items", "g000/anchor_0,nope"], "not among the query items"
     capsys.readouterr()  # the setup's own output (writing a dataset shows a bar)

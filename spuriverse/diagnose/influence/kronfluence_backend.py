@@ -145,7 +145,8 @@ class KronfluenceBackend(InfluenceBackend):
         self._wrapped = prepare_model(problem.model, task)
         for name in ("kronfluence", "kronfluence.analyzer"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        analyzer = Analyzer(ANALYSIS, self._wrapped, task, cpu=not torch.cuda.is_available(),
+        on_cpu = next(problem.model.parameters()).device.type == "cpu"
+        analyzer = Analyzer(ANALYSIS, self._wrapped, task, cpu=on_cpu,
                             disable_tqdm=not self.settings.progress, output_dir=str(workdir),
                             log_level=logging.WARNING)
 

@@ -16,6 +16,7 @@ Every input is checked before anything is written (see `trainrun`).
 from __future__ import annotations
 
 import io
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class InfluenceOptions:
     top_k: int = 20
     damping: float | None = None
     cue_column: str = "spurious_attribute"
+    track: str | None = None  # a regex: only the LoRA modules whose names it finds (large models)
     train_data: list[TrainDataSpec] | None = None
     model: Path | None = None
     batch_size: int = 8
@@ -99,6 +101,8 @@ def _inputs(opts: InfluenceOptions) -> tuple[TrainRun, list[TrainExample], Any, 
                                   "model; use ekfac, kfac, datainf or tracin")
     if opts.top_k < 1:
         raise InfluenceInputError("--top-k must be at least 1")
+    if opts.track is not None:
+        _pattern(opts.track)
     run = read_run(opts.train_run, opts.train_data)
     queries = load_queries(opts.queries, opts.items)
     backend, model, folder, digest = load_model(run, opts.model, device=opts.device, batch_size=opts.batch_size)
@@ -107,7 +111,8 @@ def _inputs(opts: InfluenceOptions) -> tuple[TrainRun, list[TrainExample], Any, 
         weights_sha256=digest, queries=list(opts.queries), items=opts.items,
         query_fingerprint=summarize(queries).fingerprint, method=opts.method,
         measurement=opts.measurement,  # type: ignore[arg-type]  # checked by LVLMProblem / argparse
-        top_k=opts.top_k, damping=opts.damping, cue_column=opts.cue_column, batch_size=opts.batch_size,
+        top_k=opts.top_k, damping=opts.damping, cue_column=opts.cue_column, track=opts.track,
+        batch_size=opts.batch_size,
         query_batch_size=opts.query_batch_size, seed=opts.seed,
     )
     return run, queries, backend, model, config
@@ -123,7 +128,7 @@ def run_influence(opts: InfluenceOptions) -> InfluenceManifest:
         return old
     problem = LVLMProblem(backend, model, run.train, queries, objective=run.manifest.config.objective,
                           strategy=run.manifest.config.strategy, vocab_weight=run.manifest.config.vocab_weight,
-                          measurement=opts.measurement)
+                          measurement=opts.measurement, candidates=_candidates(model, opts.track))
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out, stage="diagnose influence"):
         old = _check_out(out, config)
@@ -141,10 +146,32 @@ def run_influence(opts: InfluenceOptions) -> InfluenceManifest:
     return manifest
 
 
+def _pattern(track: str) -> re.Pattern[str]:
+    try:
+        return re.compile(track)
+    except re.error as exc:
+        raise InfluenceInputError(f"--track {track!r} is not a valid regular expression: {exc}") from None
+
+
+def _candidates(model: Any, track: str | None) -> list[str]:
+    """The modules influence may track: the adapter's LoRA linears (every linear of a fully fine-tuned
+    model), those whose names `track` finds when given."""
+    import torch.nn as nn
+
+    names = lora_modules(model) or [n for n, m in model.named_modules() if isinstance(m, nn.Linear)
+                                    and m.weight.requires_grad]
+    if track is not None:
+        pattern = _pattern(track)
+        names = [n for n in names if pattern.search(n)]
+        if not names:
+            raise InfluenceInputError(f"--track {track!r} finds none of the model's trainable linear modules")
+    return names
+
+
 def _start_manifest(config: InfluenceConfig, problem: LVLMProblem, old: InfluenceManifest | None,
                     model: Any) -> InfluenceManifest:
     tracked = problem.tracked_modules()
-    excluded = sorted(set(lora_modules(model)) - set(tracked))
+    excluded = sorted(set(_candidates(model, config.track)) - set(tracked))
     modules = dict(model.named_modules())
     return InfluenceManifest(
         status="running", created=old.created if old else now_iso(), config=config, sign_convention=SIGN_CONVENTION,

@@ -1,5 +1,4 @@
-"""Data for the influence acceptance experiment on spuriverse-world (imported by
-bench/influence_world.py, which takes --quick; this module runs nothing itself).
+"""Data for the influence experiments on spuriverse-world (bench/influence_world.py, bench/influence.py).
 
 Shape family of the world (32x32 images, "What shape is the object?", 4 classes), rendered with the
 world's own `render`, written as a dataset folder the train stage reads:
