@@ -224,7 +224,7 @@ class DattriBackend(InfluenceBackend):
         train = _loader(range(problem.n_train), query=False,
                         batch_size=problem.n_train if full else self.settings.batch_size)
         test = _loader(queries, query=True, batch_size=len(queries) if full else self.settings.query_batch_size)
-        with _default_dtype(problem.model), _bars(self.settings.progress):
+        with _default_dtype(problem.model), _bars(False):
             raw = self.attributor.attribute(train, test)  # [n_train, n_query]
         return _finite(-raw.T.detach().double().cpu().numpy(), self.method)
 

@@ -191,6 +191,7 @@ class KronfluenceBackend(InfluenceBackend):
 
         self._need_fit()
         name = "pairwise"
+        self.analyzer.disable_tqdm = True  # the caller shows progress per batch of queries
         with _quiet():
             self.analyzer.compute_pairwise_scores(
                 scores_name=name, factors_name=FACTORS, query_dataset=_Indices(queries, query=True),
@@ -215,6 +216,7 @@ class KronfluenceBackend(InfluenceBackend):
     def self_influence(self, problem: InfluenceProblem) -> np.ndarray:
         self._need_fit()
         name = "self"
+        self.analyzer.disable_tqdm = not self.settings.progress
         with _quiet():
             self.analyzer.compute_self_scores(
                 scores_name=name, factors_name=FACTORS, train_dataset=_Indices(range(problem.n_train)),

@@ -135,7 +135,7 @@ def run_influence(opts: InfluenceOptions) -> InfluenceManifest:
         manifest = _start_manifest(config, problem, old, model)
         atomic_write_text(out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
         settings = BackendSettings(damping=opts.damping, batch_size=opts.batch_size,
-                                   query_batch_size=opts.query_batch_size, seed=opts.seed)
+                                   query_batch_size=opts.query_batch_size, seed=opts.seed, progress=opts.progress)
         backend_ = build_backend(opts.method, settings)
         try:
             manifest = _diagnose(opts, problem, backend_, manifest)
