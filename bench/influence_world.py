@@ -119,13 +119,15 @@ def cue_answer_stats(probs: np.ndarray, items: list) -> dict[str, np.ndarray]:
 
 
 # -- the experiment --------------------------------------------------------------------------------
-def finetune(base: Path, data: Path, out: Path, *, epochs: float, seed: int) -> Path:
+def finetune(base: Path, data: Path, out: Path, *, epochs: float, seed: int, lr: float = 5e-3) -> Path:
     from spuriverse.schema.train import TrainDataSpec
     from spuriverse.train import TrainOptions, run_train
 
+    # LoRA on both towers (LLaVA's last CLIP layer gets adapters but no gradient: the diagnosis must
+    # drop it); lr and epochs chosen on a pilot with another data seed (1), never on this experiment's
     run_train(TrainOptions(model=str(base), out=out, train_data=[TrainDataSpec(source=str(data))], epochs=epochs,
-                           batch_size=16, learning_rate=1e-3, lora_r=8, lora_alpha=16, lora_dropout=0.0,
-                           seed=seed, progress=False))
+                           batch_size=16, learning_rate=lr, lora_r=8, lora_alpha=16, lora_dropout=0.0,
+                           lora_target="both", seed=seed, progress=False))
     return out
 
 
@@ -278,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-poison", type=int, default=40)
     p.add_argument("--n-queries", type=int, default=60)
     p.add_argument("--n-heldout", type=int, default=200)
-    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--epochs", type=float, default=6.0)
     p.add_argument("--top-k", type=int, default=20)
     p.add_argument("--draws", type=int, default=3, help="random-removal retrainings")
     p.add_argument("--method", default="ekfac")

@@ -26,7 +26,7 @@ from spuriverse.train.data import TrainExample
 N_SELF = 20
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}
 .strip{display:flex;gap:6px;flex-wrap:wrap;margin:4px 0 12px}
-.cell{text-align:center;font-size:11px;width:84px}
+.cell{text-align:center;font-size:11px;width:84px;word-break:break-all}
 .cell img,.q img{width:80px;height:80px;object-fit:contain;image-rendering:pixelated;border:3px solid #ddd}
 .cue img{border-color:#d33}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}
@@ -100,7 +100,8 @@ def write_report(out: Path, manifest: InfluenceManifest, summary: InfluenceSumma
     qindex = {ex.item_id: i for i, ex in enumerate(queries)}
     c = manifest.config
     head = (f"Training run {c.train_run}, method {c.method}, measurement {c.measurement}, top-{c.top_k}; "
-            f"{manifest.n_train} training examples, {manifest.n_queries} queries. {manifest.sign_convention}")
+            f"{manifest.n_train} training examples, {manifest.n_queries} queries. {manifest.sign_convention} "
+            "In the strips, a red frame (markdown: **cue**) marks a training example that carries the query's cue.")
     overall = [("all queries with a cue", summary.overall), ("answered wrong", summary.overall_wrong),
                ("base rate of their cues", summary.base_rate)]
     md = [f"# Influence diagnosis\n\n{head}\n\n## Spurious-support ratio\n\n| | mean [95% CI] |\n|---|---|"]
