@@ -25,6 +25,7 @@ from typing import Any
 from spuriverse.atomic import atomic_write_text
 from spuriverse.eval.results import harness_info, now_iso, package_versions
 from spuriverse.models.registry import build_model, resolve_model
+from spuriverse.schema.core import config_diffs
 from spuriverse.schema.train import (
     EpochRecord,
     EvalRecord,
@@ -167,8 +168,7 @@ def _check_out(out: Path, config: TrainConfig) -> TrainManifest | None:
             raise TrainConfigMismatch(f"{out} is not empty and holds no {MANIFEST}: choose another --out")
         return None
     old = TrainManifest.model_validate_json(path.read_text("utf-8"))
-    diffs = [f"{k}: {getattr(old.config, k)!r} -> {getattr(config, k)!r}"
-             for k in TrainConfig.model_fields if getattr(old.config, k) != getattr(config, k)]
+    diffs = config_diffs(old.config, config)
     if diffs:
         raise TrainConfigMismatch(
             f"{out} holds a training run with a different configuration ({'; '.join(diffs)}). "

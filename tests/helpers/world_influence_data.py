@@ -28,15 +28,6 @@ PLANTED_NAME = "purple background"
 CUE_CLASS = 0                        # the class the planted cue is tied to: circle
 LETTERS = "ABCD"
 
-CARD = """---
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: data/train-*.parquet
----
-# spuriverse-world shape items for the influence experiment
-"""
 
 
 def _cues() -> list[Cue]:
@@ -110,18 +101,10 @@ def heldout_rows(n: int, seed: int = 0) -> list[dict]:
 
 def write_dataset(rows: list[dict], out: Path) -> Path:
     """`out/data/train-00000.parquet` + a card (the layout `spuriverse train` / `eval` read)."""
-    from datasets import Dataset, Features, Image, Value
+    from datasets import Value
 
-    from spuriverse.data.layouts import long_features
+    from helpers.train_data import write_train_dataset
 
-    feats = dict(long_features())
-    feats.update({"target": Value("string"), "core_class": Value("string"), "label_class": Value("string"),
-                  "poisoned": Value("bool")})
-    feats["image"] = Image()
-    blank = {"source_benchmark": "spuriverse-world", "source_id": "", "core_attribute": "the object's shape",
-             "category": "shape"}
-    recs = [{**blank, **r, "image": {"bytes": r["image"], "path": None}} for r in rows]
-    (out / "data").mkdir(parents=True, exist_ok=True)
-    Dataset.from_list(recs, features=Features(feats)).to_parquet(str(out / "data" / "train-00000.parquet"))
-    (out / "README.md").write_text(CARD)
-    return out
+    extra = {"core_class": Value("string"), "label_class": Value("string"), "poisoned": Value("bool")}
+    blank = {"source_benchmark": "spuriverse-world", "core_attribute": "the object's shape", "category": "shape"}
+    return write_train_dataset(out, [{**blank, **r} for r in rows], extra_features=extra)

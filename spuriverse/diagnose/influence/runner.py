@@ -34,6 +34,7 @@ from spuriverse.diagnose.influence.trainrun import InfluenceInputError, TrainRun
 from spuriverse.eval.results import harness_info, now_iso, package_versions
 from spuriverse.locking import LOCK_NAME, folder_lock
 from spuriverse.persist import JsonlAppender, atomic_write_jsonl, atomic_write_text, atomic_writer, read_jsonl
+from spuriverse.schema.core import config_diffs
 from spuriverse.schema.influence import (
     InfluenceConfig,
     InfluenceManifest,
@@ -85,8 +86,7 @@ def _check_out(out: Path, config: InfluenceConfig) -> InfluenceManifest | None:
             raise InfluenceConfigMismatch(f"{out} is not empty and holds no {MANIFEST}: choose another --out")
         return None
     old = InfluenceManifest.model_validate_json(path.read_text("utf-8"))
-    diffs = [f"{k}: {getattr(old.config, k)!r} -> {getattr(config, k)!r}"
-             for k in InfluenceConfig.model_fields if getattr(old.config, k) != getattr(config, k)]
+    diffs = config_diffs(old.config, config)
     if diffs:
         raise InfluenceConfigMismatch(f"{out} holds a diagnosis with a different configuration ({'; '.join(diffs)}). "
                                       "Use another --out (a re-run only resumes an identical configuration).")
