@@ -187,29 +187,49 @@ def measure(run: Path, items: list) -> dict[str, float]:
             "accuracy": float(stats["correct"].mean()), "n": len(items)}
 
 
-def removal(args: argparse.Namespace, rows: list[dict], picked: list, queries: dict, before: dict) -> dict:
-    """Remove the union of the picked queries' top-k supporters, retrain, measure; the same with as
-    many random examples (args.draws draws)."""
-    union = {s.train_id for r in picked for s in r.supporting[: args.top_k]}
-    items = [queries[r.item_id] for r in picked]
-    ids = sorted(r["item_id"] for r in rows)
-    out: dict = {"k": args.top_k, "n_removed": len(union), "removed_poisoned": sum(i.startswith("poison/") for i in union),
-                 "before": before}
-    run = finetune(args.base, subset_data(rows, union, args.out / "minus-top"), args.out / "run-minus-top",
+def _retrain_without(args: argparse.Namespace, rows: list[dict], drop: set[str], name: str, items: list) -> dict:
+    name = name.replace("/", "_")
+    run = finetune(args.base, subset_data(rows, drop, args.out / f"minus-{name}"), args.out / f"run-minus-{name}",
                    epochs=args.epochs, seed=args.seed)
-    out["top"] = measure(run, items)
-    out["random"] = []
-    for d in range(args.draws):
-        rng = np.random.default_rng([args.seed, 99, d])
-        drop = set(rng.choice(ids, size=len(union), replace=False).tolist())
-        run = finetune(args.base, subset_data(rows, drop, args.out / f"minus-random{d}"),
-                       args.out / f"run-minus-random{d}", epochs=args.epochs, seed=args.seed)
-        out["random"].append({**measure(run, items), "removed_poisoned": sum(i.startswith("poison/") for i in drop)})
+    return {**measure(run, items), "n_removed": len(drop), "removed_poisoned": sum(i.startswith("poison/") for i in drop)}
+
+
+def _random_set(rows: list[dict], size: int, seed: list[int]) -> set[str]:
+    ids = sorted(r["item_id"] for r in rows)
+    return set(np.random.default_rng(seed).choice(ids, size=size, replace=False).tolist())
+
+
+def _drops(before: dict, top: dict, random: list[dict]) -> dict:
+    out: dict = {}
     for key in ("f_mean", "cue_answer_share"):
-        out[f"drop_{key}_top"] = before[key] - out["top"][key]
-        drops = [before[key] - r[key] for r in out["random"]]
+        out[f"drop_{key}_top"] = before[key] - top[key]
+        drops = [before[key] - r[key] for r in random]
         out[f"drop_{key}_random"] = float(np.mean(drops))
         out[f"drop_{key}_random_range"] = [float(min(drops)), float(max(drops))]
+    return out
+
+
+def removal(args: argparse.Namespace, rows: list[dict], picked: list, queries: dict, run: Path) -> dict:
+    """(1) Per query, for the first `--per-query` picked queries (by id): remove its top-k supporters,
+    retrain, measure f on it; the same with k random examples (`--query-draws` draws each). (2) The union of
+    every picked query's top-k supporters removed at once vs as many random examples, measured on all
+    picked queries."""
+    out: dict = {"k": args.top_k, "per_query": []}
+    for r in sorted(picked, key=lambda r: r.item_id)[: args.per_query]:
+        item = [queries[r.item_id]]
+        before = measure(run, item)
+        top = _retrain_without(args, rows, {s.train_id for s in r.supporting[: args.top_k]}, f"top-{r.item_id}", item)
+        rand = [_retrain_without(args, rows, _random_set(rows, args.top_k, [args.seed, 98, d, int(r.item_id[-5:])]),
+                                 f"random{d}-{r.item_id}", item) for d in range(args.query_draws)]
+        out["per_query"].append({"item_id": r.item_id, "before": before, "top": top, "random": rand,
+                                 **_drops(before, top, rand)})
+    items = [queries[r.item_id] for r in picked]
+    union = {s.train_id for r in picked for s in r.supporting[: args.top_k]}
+    before = measure(run, items)
+    top = _retrain_without(args, rows, union, "top", items)
+    rand = [_retrain_without(args, rows, _random_set(rows, len(union), [args.seed, 99, d]), f"random{d}", items)
+            for d in range(args.draws)]
+    out["union"] = {"before": before, "top": top, "random": rand, **_drops(before, top, rand)}
     return out
 
 
@@ -248,7 +268,7 @@ def experiment(args: argparse.Namespace) -> dict:
     res["support"] = support_figures(records, len(rows), args.n_poison, seed=args.seed)
     picked = [r for r in records if r.spurious_support is not None and r.predicted != r.answer and _is_cue_answer(r)]
     if picked:
-        res["removal"] = removal(args, rows, picked, queries, measure(run, [queries[r.item_id] for r in picked]))
+        res["removal"] = removal(args, rows, picked, queries, run)
     return res
 
 
@@ -260,14 +280,25 @@ def _report(res: dict) -> None:
              f"(pooled {s['ratio_pooled']:.3f}, Wilson {np.round(s['ratio_pooled_wilson'], 3).tolist()}); base rate "
              f"{s['base_rate']:.3f} {np.round(s['base_rate_wilson'], 3).tolist()}")
     r = res.get("removal")
-    if r:
-        _say(f"removing the top-{r['k']} supporters of those queries ({r['n_removed']} examples, "
-             f"{r['removed_poisoned']} poisoned) and retraining:")
-        for key, name in (("f_mean", "mean f = log p(cue answer) - log p(correct)"),
-                          ("cue_answer_share", "share answered with the cue's answer")):
-            _say(f"  {name}: before {r['before'][key]:.3f}; drop {r[f'drop_{key}_top']:+.3f} (top-k removed) vs "
-                 f"{r[f'drop_{key}_random']:+.3f} {np.round(r[f'drop_{key}_random_range'], 3).tolist()} "
-                 f"(random, {len(r['random'])} draws)")
+    if not r:
+        return
+    for q in r["per_query"]:
+        _say(f"{q['item_id']}: remove its top-{r['k']} ({q['top']['removed_poisoned']} poisoned) -> f drops "
+             f"{q['drop_f_mean_top']:+.3f}; {r['k']} random -> {q['drop_f_mean_random']:+.3f} "
+             f"{np.round(q['drop_f_mean_random_range'], 3).tolist()}")
+    if r["per_query"]:
+        tops = [q["drop_f_mean_top"] for q in r["per_query"]]
+        rands = [q["drop_f_mean_random"] for q in r["per_query"]]
+        _say(f"per query (mean over {len(tops)}): f drops {np.mean(tops):+.3f} (top-{r['k']} removed) vs "
+             f"{np.mean(rands):+.3f} (random); top > random for {sum(t > x for t, x in zip(tops, rands))} of {len(tops)}")
+    u = r["union"]
+    _say(f"all of them at once: the union of their top-{r['k']} ({u['top']['n_removed']} examples, "
+         f"{u['top']['removed_poisoned']} poisoned) vs as many random:")
+    for key, name in (("f_mean", "mean f = log p(cue answer) - log p(correct)"),
+                      ("cue_answer_share", "share answered with the cue's answer")):
+        _say(f"  {name}: before {u['before'][key]:.3f}; drop {u[f'drop_{key}_top']:+.3f} (top-k removed) vs "
+             f"{u[f'drop_{key}_random']:+.3f} {np.round(u[f'drop_{key}_random_range'], 3).tolist()} "
+             f"(random, {len(u['random'])} draws)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-heldout", type=int, default=200)
     p.add_argument("--epochs", type=float, default=6.0)
     p.add_argument("--top-k", type=int, default=20)
-    p.add_argument("--draws", type=int, default=3, help="random-removal retrainings")
+    p.add_argument("--draws", type=int, default=3, help="random-removal retrainings (per query and for the union)")
+    p.add_argument("--per-query", type=int, default=5, help="queries whose own top-k removal is retrained")
+    p.add_argument("--query-draws", type=int, default=2, help="random-removal retrainings per query")
     p.add_argument("--method", default="ekfac")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -298,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out = Path(tmp.name)
         args.base = init_model(args.out / "random-base", hidden=32)
         args.n_clean, args.n_poison, args.n_queries, args.n_heldout = 12, 6, 6, 6
-        args.epochs, args.top_k, args.draws = 1.0, 4, 1
+        args.epochs, args.top_k, args.draws, args.per_query, args.query_draws = 1.0, 4, 1, 1, 1
     if args.base is None:
         p.error("--base (or --make-base, or --quick) is required")
     args.out.mkdir(parents=True, exist_ok=True)
