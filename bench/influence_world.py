@@ -338,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     res = experiment(args)
     (args.out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
     _report(res)
-    _say(f"\nresults: {args.out / 'results.json'}")
+    if not args.quick:  # --quick works in a temporary folder, removed at exit
+        _say(f"\nresults: {args.out / 'results.json'}")
     return 0
 
 
