@@ -174,6 +174,26 @@ def support_figures(records: list, n_train: int, n_poison: int, *, seed: int) ->
     }
 
 
+def support_curve(influence_dir: Path, picked: list, ks: tuple[int, ...] = (5, 10, 20, 40)) -> dict[str, dict]:
+    """From the saved score matrices: for each k, the mean share of poisoned and of circle-labelled
+    examples among the picked queries' top-k supporters, and the size of the union of those top-k."""
+    q_ids, blocks, t_ids = [], [], np.array([])
+    for f in sorted((influence_dir / "scores").glob("*.npz")):
+        z = np.load(f)
+        q_ids += list(z["query_ids"])
+        blocks.append(z["scores"])
+        t_ids = z["train_ids"]
+    scores, row = np.concatenate(blocks), {q: i for i, q in enumerate(q_ids)}
+    poisoned = np.array([t.startswith("poison/") for t in t_ids])
+    out = {}
+    for k in ks:
+        tops = [np.argsort(-scores[row[r.item_id]], kind="stable")[:k] for r in picked]
+        out[str(k)] = {"poisoned_share": float(np.mean([poisoned[t].mean() for t in tops])),
+                       "union": len({int(i) for t in tops for i in t}),
+                       "union_poisoned": len({int(i) for t in tops for i in t if poisoned[i]})}
+    return out
+
+
 _QUERY_OPTIONS: dict[str, tuple[str, ...]] = {}
 
 
@@ -233,6 +253,20 @@ def removal(args: argparse.Namespace, rows: list[dict], picked: list, queries: d
     return out
 
 
+def _self_auroc(influence_dir: Path) -> dict[str, float]:
+    """Do the poisoned examples stand out by self-influence (or by loss)? AUROC of each."""
+    from spuriverse.diagnose.influence.support import auroc
+    from spuriverse.persist import read_jsonl
+    from spuriverse.schema.influence import SelfInfluenceRow
+
+    rows = list(read_jsonl(influence_dir / "self_influence.jsonl", SelfInfluenceRow))
+    poisoned = [r.train_id.startswith("poison/") for r in rows]
+    if all(poisoned) or not any(poisoned):
+        return {}
+    return {"self_influence": auroc([r.self_influence for r in rows], poisoned),
+            "loss": auroc([r.loss for r in rows], poisoned)}
+
+
 def _examples(folder: Path) -> list:
     from spuriverse.schema.train import TrainDataSpec
     from spuriverse.train.data import load_examples
@@ -266,8 +300,10 @@ def experiment(args: argparse.Namespace) -> dict:
     records = diagnose(run, out / "queries", out / "influence", top_k=args.top_k, method=args.method)
     res["influence_s"] = time.perf_counter() - t0
     res["support"] = support_figures(records, len(rows), args.n_poison, seed=args.seed)
+    res["self_influence_auroc_poisoned"] = _self_auroc(out / "influence")
     picked = [r for r in records if r.spurious_support is not None and r.predicted != r.answer and _is_cue_answer(r)]
     if picked:
+        res["support_by_k"] = support_curve(out / "influence", picked)
         res["removal"] = removal(args, rows, picked, queries, run)
     return res
 
@@ -275,10 +311,16 @@ def experiment(args: argparse.Namespace) -> dict:
 def _report(res: dict) -> None:
     s = res["support"]
     _say(f"\nqueries answered with the cue's answer: {s['n_queries_cue_answer']}")
+    if res.get("self_influence_auroc_poisoned"):
+        a = res["self_influence_auroc_poisoned"]
+        _say(f"poisoned examples by self-influence: AUROC {a['self_influence']:.3f} (by loss: {a['loss']:.3f})")
     if s["ratio_mean"] is not None:
         _say(f"top-k spurious-support ratio: mean {s['ratio_mean']:.3f} {np.round(s['ratio_ci'], 3).tolist()} "
              f"(pooled {s['ratio_pooled']:.3f}, Wilson {np.round(s['ratio_pooled_wilson'], 3).tolist()}); base rate "
              f"{s['base_rate']:.3f} {np.round(s['base_rate_wilson'], 3).tolist()}")
+    for k, v in res.get("support_by_k", {}).items():
+        _say(f"  top-{k}: poisoned share {v['poisoned_share']:.3f}; union over the queries {v['union']} examples, "
+             f"{v['union_poisoned']} of them poisoned")
     r = res.get("removal")
     if not r:
         return
