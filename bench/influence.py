@@ -10,7 +10,8 @@ spuriverse-world shape items. Both stages run through `LVLMProblem` + the regist
 (the training loss over the N examples in the same batches, once per pass the method makes: EK-FAC fits
 with 2 passes, covariance and lambda; scoring makes 1 pass over the queries and 1 over the training
 examples per block of queries). Each timing is the smallest of `--repeats` runs (default 2), the floor
-measured before and after each: on a shared machine the minimum is the least disturbed. Printed:
+measured before and after each. Times are this process's CPU seconds (`time.process_time`, one torch
+thread), which other jobs on a shared machine disturb far less than wall-clock time. Printed: CPU
 seconds, ratio to the floor, and the growth exponent of each time in N (log-log slope; 1 = linear).
 """
 
@@ -53,33 +54,33 @@ def _problem(model_dir: Path, data_dir: Path, n_queries: int, batch: int):
 def _floor(problem, passes: int, batch: int) -> float:
     """`passes` plain forward+backward sweeps of the training loss over the training examples."""
     params = [p for p in problem.model.parameters() if p.requires_grad]
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for _ in range(passes):
         for s in range(0, problem.n_train, batch):
             loss = problem.train_loss(problem.model, problem.train_batch(range(s, min(s + batch, problem.n_train))))
             torch.autograd.grad(loss.sum(), params, allow_unused=True)
-    return time.perf_counter() - t0
+    return time.process_time() - t0
 
 
 def _query_floor(problem, batch: int) -> float:
     params = [p for p in problem.model.parameters() if p.requires_grad]
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for s in range(0, problem.n_query, batch):
         f = problem.measurement(problem.model, problem.query_batch(range(s, min(s + batch, problem.n_query))))
         torch.autograd.grad(f.sum(), params, allow_unused=True)
-    return time.perf_counter() - t0
+    return time.process_time() - t0
 
 
 def _timed(problem, method: str, batch: int, n_queries: int, factors: Path) -> tuple[float, float]:
     from spuriverse.diagnose.influence import BackendSettings, build_backend
 
     backend = build_backend(method, BackendSettings(batch_size=batch, query_batch_size=n_queries))
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     backend.fit(problem, factors)
-    fit = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    fit = time.process_time() - t0
+    t0 = time.process_time()
     scores = backend.pairwise(problem, range(problem.n_query))
-    score = time.perf_counter() - t0
+    score = time.process_time() - t0
     backend.close()
     assert scores.shape == (n_queries, problem.n_train) and np.isfinite(scores).all()
     return fit, score
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("fit", "score"):
         slope = float(np.polyfit(ns, np.log([r[key] for r in rows]), 1)[0]) if len(rows) > 1 else math.nan
         print(f"{key}: time grows as N^{slope:.2f} over N = {', '.join(str(r['n']) for r in rows)}")
-    print("(shared machine: seconds are noisy; the ratios to the floor were measured side by side)")
+    print("(CPU seconds of this process; the ratios to the floor were measured side by side)")
     return 0
 
 
