@@ -105,3 +105,34 @@ def test_methods_that_do_not_scale_are_not_offered_for_lvlms():
     assert set(method_names(lvlm=False)) == {"explicit", "cg", "arnoldi"}
     with pytest.raises(ValueError, match="unknown influence method"):
         build_backend("lissa")
+
+
+def test_a_full_fine_tune_is_diagnosed_over_its_linear_layers(tiny_llava, tmp_path):
+    """`--full` runs have no adapter: every trainable linear layer on the gradient path is tracked
+    (the last CLIP layer again dropped), and the weights are checked against train.json's digest."""
+    from helpers.bench_data import long_rows
+    from helpers.train_data import write_train_dataset
+    from spuriverse.diagnose.influence.lvlm import LVLMProblem
+    from spuriverse.diagnose.influence.runner import _candidates
+    from spuriverse.diagnose.influence.trainrun import load_model, read_run
+    from spuriverse.schema.train import TrainDataSpec
+    from spuriverse.train import TrainOptions, run_train
+
+    data = write_train_dataset(tmp_path / "data", long_rows(n_groups=2, n_spurious=2, n_counter=0, n_controls=0))
+    run = tmp_path / "full"
+    run_train(TrainOptions(model=str(tiny_llava), out=run, train_data=[TrainDataSpec(source=str(data))], epochs=1,
+                           batch_size=3, method="full", learning_rate=1e-3, progress=False))
+    tr = read_run(run)
+    assert tr.manifest.weights_sha256 is not None
+    backend, model, _, _ = load_model(tr, device="cpu", batch_size=3)
+    problem = LVLMProblem(backend, model, tr.train, tr.train[:2], measurement="loss",
+                          candidates=_candidates(model, None))
+    tracked = problem.tracked_modules()
+    assert any("language_model" in n for n in tracked) and any("vision_tower.encoder.layers.0." in n for n in tracked)
+    assert not any("vision_tower.encoder.layers.1." in n for n in tracked)
+    backend_ = build_backend("ekfac", BackendSettings(batch_size=3, query_batch_size=2))
+    backend_.fit(problem)
+    scores = backend_.pairwise(problem, [0, 1])
+    backend_.close()
+    assert scores.shape == (2, problem.n_train) and np.isfinite(scores).all()
+    assert scores[0, [ex.item_id for ex in problem.train].index(problem.queries[0].item_id)] < 0
