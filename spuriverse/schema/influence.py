@@ -113,7 +113,8 @@ class InfluenceSummary(_Strict):
     method: str
     measurement: Measurement
     top_k: int
-    overall: MetricValue = Field(description="mean ratio over queries with a cue (bootstrap over groups)")
+    overall: MetricValue = Field(description="mean ratio over queries with a cue (bootstrap over groups; over "
+                                             "queries when they all belong to one group)")
     overall_wrong: MetricValue = Field(description="the same over queries the model answered wrong")
     base_rate: MetricValue = Field(description="mean base rate of the queries' cues (same queries as overall)")
     groups: list[SupportGroup]

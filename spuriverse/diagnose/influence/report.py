@@ -28,7 +28,8 @@ CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}
 .strip{display:flex;gap:6px;flex-wrap:wrap;margin:4px 0 12px}
 .cell{text-align:center;font-size:11px;width:84px;word-break:break-all}
 .cell img,.q img{width:80px;height:80px;object-fit:contain;image-rendering:pixelated;border:3px solid #ddd}
-.cue img{border-color:#d33}
+.cue img{border-color:#d33;outline:2px solid #d33;outline-offset:2px}
+b.c{color:#d33}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}
 .q{display:flex;gap:12px;align-items:flex-start}"""
 
@@ -71,7 +72,7 @@ def _strip_cells(items: Sequence[Influential], index: dict[str, int], train: Seq
 
 def _html_strip(cells: list[tuple[str | None, str, bool]]) -> str:
     parts = [f'<div class="cell{" cue" if cue else ""}"><img src="{html.escape(src or "")}" alt=""><br>'
-             f"{html.escape(label)}</div>" for src, label, cue in cells]
+             f'{"<b class=c>cue</b> " if cue else ""}{html.escape(label)}</div>' for src, label, cue in cells]
     return f'<div class="strip">{"".join(parts)}</div>'
 
 
@@ -101,7 +102,7 @@ def write_report(out: Path, manifest: InfluenceManifest, summary: InfluenceSumma
     c = manifest.config
     head = (f"Training run {c.train_run}, method {c.method}, measurement {c.measurement}, top-{c.top_k}; "
             f"{manifest.n_train} training examples, {manifest.n_queries} queries. {manifest.sign_convention} "
-            "In the strips, a red frame (markdown: **cue**) marks a training example that carries the query's cue.")
+            "In the strips, a red outline and the word 'cue' mark a training example that carries the query's cue.")
     overall = [("all queries with a cue", summary.overall), ("answered wrong", summary.overall_wrong),
                ("base rate of their cues", summary.base_rate)]
     md = [f"# Influence diagnosis\n\n{head}\n\n## Spurious-support ratio\n\n| | mean [95% CI] |\n|---|---|"]

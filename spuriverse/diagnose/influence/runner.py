@@ -285,10 +285,14 @@ def _summary(opts: InfluenceOptions, records: list[QueryInfluence]) -> Influence
     wrong = [r for r in scored if r.predicted != r.answer]
     kw = dict(n_boot=opts.n_bootstrap, seed=opts.seed)
 
+    # resample whole groups (queries of a group share their supporters); with a single group there is
+    # nothing to resample between, so each query is its own cluster
+    by_group = len({r.group_id for r in scored}) >= 2
+
     def mean(rs: list[QueryInfluence], base: bool = False) -> Any:
         vals = [(r.spurious_support.base_rate if base else r.spurious_support.value) for r in rs
                 if r.spurious_support is not None]
-        return cluster_mean(vals, [r.group_id for r in rs], **kw)  # type: ignore[arg-type]
+        return cluster_mean(vals, [r.group_id if by_group else r.item_id for r in rs], **kw)  # type: ignore[arg-type]
 
     return InfluenceSummary(method=opts.method, measurement=opts.measurement, top_k=opts.top_k,  # type: ignore[arg-type]
                             overall=mean(scored), overall_wrong=mean(wrong), base_rate=mean(scored, base=True),
