@@ -9,8 +9,10 @@ DATASET     ?= yanyiwei/SpuriVerse
 OUT         ?= runs/$(subst /,_,$(subst :,_,$(MODEL)))
 ARGS        ?=
 CURATE_DEMO  ?= runs/curate-demo
+BASE        ?=
+INFLUENCE_WORLD ?= runs/influence-world
 
-.PHONY: install browser eval curate-demo build-demo test bench clean help
+.PHONY: install browser eval curate-demo build-demo test bench influence-world clean help
 
 help:
 	@echo "make install   create $(VENV), install $(TORCH_SPEC) first, then spuriverse[dev]"
@@ -19,6 +21,8 @@ help:
 	@echo "make curate-demo  the whole curation chain offline: mine -> judge -> review -> synth -> verify -> publish -> eval"
 	@echo "make test      run the offline test suite"
 	@echo "make bench     run the benchmarks in bench/"
+	@echo "make influence-world BASE=MODEL_DIR  the influence acceptance experiment on spuriverse-world"
+	@echo "               (no BASE: trains a quick base first, into runs/world-base)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -93,6 +97,15 @@ bench:
 	$(PY) bench/leaderboard.py
 	$(PY) bench/synth_throughput.py
 	$(PY) bench/mine_memory.py
+	$(PY) bench/influence.py
+	$(PY) bench/influence_lds.py
+
+# Which training examples taught a LoRA fine-tune its shortcut (see README, "Which training examples
+# taught it?"): fine-tune BASE (a tiny LLaVA that knows the world's shapes) with a poisoned cue, diagnose
+# with `spuriverse diagnose influence`, then remove the top supporters vs random examples and retrain.
+influence-world:
+	$(PY) bench/influence_world.py $(if $(BASE),--base "$(BASE)",--make-base runs/world-base) \
+		--out "$(INFLUENCE_WORLD)" $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

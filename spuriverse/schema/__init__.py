@@ -3,7 +3,8 @@
 `spuriverse schema --out DIR` exports them as JSON Schema; the exported copies live in
 `spuriverse/schemas/` and a test keeps them in sync with these classes. Submodules: `core` (items,
 samples, runs), `leaderboard`, `curate` (the curation folder and image provenance), `summaries` (the
-stage summaries, ``*_summary.json``), `train` (`train.json`, `compare.json`).
+stage summaries, ``*_summary.json``), `train` (`train.json`, `compare.json`), `influence`
+(`spuriverse diagnose influence`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from spuriverse.schema.leaderboard import *  # noqa: F403
 from spuriverse.schema.leaderboard import BenchmarkRecord, Leaderboard
 from spuriverse.schema.summaries import *  # noqa: F403
 from spuriverse.schema.summaries import JudgeSummary, MineSummary, ModelMineSummary, VerifyStageSummary
+from spuriverse.schema.influence import InfluenceManifest, InfluenceSummary, QueryInfluence, SelfInfluenceRow
 from spuriverse.schema.train import MethodComparison, TrainManifest
 
 EXPORTED: dict[str, type[BaseModel]] = {
@@ -54,6 +56,10 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "verify_summary": VerifyStageSummary,
     "train_manifest": TrainManifest,
     "method_comparison": MethodComparison,
+    "influence_manifest": InfluenceManifest,
+    "influence_query": QueryInfluence,
+    "influence_self": SelfInfluenceRow,
+    "influence_summary": InfluenceSummary,
 }
 
 

@@ -27,6 +27,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+def config_diffs(old: BaseModel, new: BaseModel) -> list[str]:
+    """"field: old -> new" for every field in which two configs of one class differ (the message a
+    stage gives when a re-run into the same folder has another configuration)."""
+    return [f"{k}: {getattr(old, k)!r} -> {getattr(new, k)!r}"
+            for k in type(new).model_fields if getattr(old, k) != getattr(new, k)]
+
+
 def letters_for(n_options: int) -> tuple[str, ...]:
     """The valid answer letters for an item with `n_options` options."""
     return tuple(LETTERS[:n_options])

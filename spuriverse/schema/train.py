@@ -165,6 +165,8 @@ class TrainManifest(_Strict):
     method_summary: dict[str, float | int | str] = Field(
         default_factory=dict, description="what the training method measured (JTT error set, final group weights...)")
     resumed_from: list[str] = Field(default_factory=list, description="checkpoints this run resumed from")
+    weights_sha256: str | None = Field(default=None, description="sha256 over the trained weight files (the adapter's, or "
+                                       "the full model's), written when the run completes")
     wall_time_s: float = Field(0.0, ge=0, description="summed over all invocations")
     harness: HarnessInfo
     packages: dict[str, str]

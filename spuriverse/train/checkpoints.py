@@ -80,3 +80,25 @@ class CompletionMarker(TrainerCallback):
             if folder.is_dir():
                 mark_complete(folder)
         return control
+
+
+def weights_folder(out: Path, output: str) -> Path:
+    """Where a finished run's trained weights lie: the adapter (`adapter`: OUT; `merged`: OUT/adapter)
+    or the full model (OUT)."""
+    return Path(out) / "adapter" if output == "merged" else Path(out)
+
+
+def weights_digest(folder: Path) -> str:
+    """sha256 over the folder's weight files (``*.safetensors`` / ``*.bin``: names and bytes, sorted):
+    recorded in train.json, so a diagnostic can tell the run's model from another one."""
+    import hashlib
+
+    h = hashlib.sha256()
+    files = sorted(p for p in Path(folder).iterdir()
+                   if p.is_file() and p.suffix in (".safetensors", ".bin") and p.name != "training_args.bin")
+    for p in files:
+        h.update(p.name.encode() + b"\0")
+        with p.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return "sha256:" + h.hexdigest()

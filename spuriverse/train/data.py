@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,9 @@ class TrainExample:
     aligned: bool | None = None
     core_mask: bytes | None = None
     cue_mask: bytes | None = None
+    # The row's other scalar columns as text (spurious_attribute, a world's cue columns, ...): read by
+    # diagnostics, never by training, and not part of the fingerprint.
+    meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def kind(self) -> str:
@@ -114,12 +117,25 @@ def _is_naming(row: dict[str, Any]) -> bool:
     return bool(_text(row.get("target"))) and no_options
 
 
+_OWN_COLUMNS = ("item_id", "question", "options", "answer", "target", "image")
+
+
+def _meta(row: dict[str, Any]) -> dict[str, str]:
+    """A row's other scalar columns, as text (bool as true/false)."""
+    out = {}
+    for k, v in row.items():
+        if k in _OWN_COLUMNS or isinstance(v, (bytes, bytearray, dict, list)) or v is None:
+            continue
+        out[k] = ("true" if v else "false") if isinstance(v, bool) else str(v)
+    return out
+
+
 def _naming_example(row_no: int, row: dict[str, Any], image: bytes | None) -> TrainExample:
     item_id, question = _text(row.get("item_id")), _text(row.get("question"))
     if not item_id or not question:
         raise TrainDataError(f"row {row_no}: a naming row (with 'target') needs 'item_id' and 'question'")
     return TrainExample(item_id, question, image, target=_text(row["target"]),
-                        group_id=_text(row.get("group_id")), variant=_text(row.get("variant")))
+                        group_id=_text(row.get("group_id")), variant=_text(row.get("variant")), meta=_meta(row))
 
 
 def _truth(row: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
@@ -157,7 +173,8 @@ def _long_rows(spec: TrainDataSpec) -> Iterator[tuple[int, TrainExample]]:
             else:
                 it = long_item(row_no, row)
                 yield row_no, TrainExample(it.item_id, it.question, image, tuple(it.options), it.answer,
-                                           group_id=it.group_id, variant=it.variant, **truth)
+                                           group_id=it.group_id, variant=it.variant, meta=_meta(row),
+                                           **truth)
             row_no += 1
 
 
@@ -166,8 +183,9 @@ def _wide_rows(spec: TrainDataSpec) -> Iterator[tuple[int, TrainExample]]:
     for li in bench.iter_items(keep_pixels=False):
         it = li.item
         data = li.image.data if li.image is not None else None
+        meta = _meta({**li.extras, **it.model_dump()})
         yield li.index, TrainExample(it.item_id, it.question, data, tuple(it.options), it.answer,
-                                     group_id=it.group_id, variant=it.variant)
+                                     group_id=it.group_id, variant=it.variant, meta=meta)
 
 
 def split_names(source: str, config: str | None = None) -> list[str]:

@@ -25,6 +25,7 @@ from typing import Any
 from spuriverse.atomic import atomic_write_text
 from spuriverse.eval.results import harness_info, now_iso, package_versions
 from spuriverse.models.registry import build_model, resolve_model
+from spuriverse.schema.core import config_diffs
 from spuriverse.schema.train import (
     EpochRecord,
     EvalRecord,
@@ -172,8 +173,7 @@ def _check_out(out: Path, config: TrainConfig) -> TrainManifest | None:
             raise TrainConfigMismatch(f"{out} is not empty and holds no {MANIFEST}: choose another --out")
         return None
     old = TrainManifest.model_validate_json(path.read_text("utf-8"))
-    diffs = [f"{k}: {getattr(old.config, k)!r} -> {getattr(config, k)!r}"
-             for k in TrainConfig.model_fields if getattr(old.config, k) != getattr(config, k)]
+    diffs = config_diffs(old.config, config)
     if diffs:
         raise TrainConfigMismatch(
             f"{out} holds a training run with a different configuration ({'; '.join(diffs)}). "
@@ -382,8 +382,11 @@ def _run_train_locked(opts: TrainOptions) -> TrainManifest | None:
         return None
     state = trainer.state
     epochs, evals = _history(state.log_history)
+    from spuriverse.train.checkpoints import weights_digest, weights_folder
+
     manifest = manifest.model_copy(update=dict(
         status="complete", finished=now_iso(), output=kind, epochs=epochs, evals=evals,
+        weights_sha256=weights_digest(weights_folder(opts.out, kind)),
         best_step=state.best_global_step, best_val_accuracy=state.best_metric, global_steps=state.global_step,
         wall_time_s=manifest.wall_time_s + time.perf_counter() - t0,
         method_summary={**summary, **trainer.method_summary()},

@@ -19,14 +19,17 @@ configs:
 """
 
 
-def write_train_dataset(out: Path, train: list[dict], val: list[dict] | None = None) -> Path:
-    """`out/data/{train,validation}-00000.parquet` + a card; rows may carry a `target` (naming rows)."""
+def write_train_dataset(out: Path, train: list[dict], val: list[dict] | None = None,
+                        extra_features: dict | None = None) -> Path:
+    """`out/data/{train,validation}-00000.parquet` + a card; rows may carry a `target` (naming rows) and
+    the `extra_features` columns."""
     from datasets import Dataset, Value
 
     from spuriverse.data.layouts import long_features
 
     feats = long_features()
     feats["target"] = Value("string")
+    feats.update(extra_features or {})
     (out / "data").mkdir(parents=True, exist_ok=True)
     blank = {k: "" for k in feats if k not in ("image", "options")}
     for split, rows in (("train", train), ("validation", val or [])):

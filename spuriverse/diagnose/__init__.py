@@ -1,0 +1,1 @@
+"""Diagnostics of trained models: which training examples taught a behaviour (`influence`)."""
