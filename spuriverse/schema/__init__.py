@@ -3,7 +3,7 @@
 `spuriverse schema --out DIR` exports them as JSON Schema; the exported copies live in
 `spuriverse/schemas/` and a test keeps them in sync with these classes. Submodules: `core` (items,
 samples, runs), `leaderboard`, `curate` (the curation folder and image provenance), `summaries` (the
-stage summaries, ``*_summary.json``), `train` (`train.json`).
+stage summaries, ``*_summary.json``), `train` (`train.json`), `attribution` (`spuriverse diagnose attribution`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from spuriverse.schema.leaderboard import BenchmarkRecord, Leaderboard
 from spuriverse.schema.summaries import *  # noqa: F403
 from spuriverse.schema.summaries import JudgeSummary, MineSummary, ModelMineSummary, VerifyStageSummary
 from spuriverse.schema.train import TrainManifest
+from spuriverse.schema.attribution import AttributionManifest, AttributionRow, AttributionSummary, SanityRow
 
 EXPORTED: dict[str, type[BaseModel]] = {
     "item": Item,
@@ -53,6 +54,10 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "judge_summary": JudgeSummary,
     "verify_summary": VerifyStageSummary,
     "train_manifest": TrainManifest,
+    "attribution_manifest": AttributionManifest,
+    "attribution_row": AttributionRow,
+    "attribution_sanity": SanityRow,
+    "attribution_summary": AttributionSummary,
 }
 
 
