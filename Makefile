@@ -9,14 +9,16 @@ DATASET     ?= yanyiwei/SpuriVerse
 OUT         ?= runs/$(subst /,_,$(subst :,_,$(MODEL)))
 ARGS        ?=
 CURATE_DEMO  ?= runs/curate-demo
+ATTR_WORLD   ?= runs/attribution-world
 
-.PHONY: install browser eval curate-demo build-demo test bench clean help
+.PHONY: install browser eval curate-demo build-demo attribution-world test bench clean help
 
 help:
 	@echo "make install   create $(VENV), install $(TORCH_SPEC) first, then spuriverse[dev]"
 	@echo "make eval      the offline demo (no GPU, no hub): spuriverse-mini, baselines, tiny LLaVA, leaderboard"
 	@echo "make eval MODEL=llava-1.5 [DATASET=...] [OUT=...] [ARGS='--limit 20']"
 	@echo "make curate-demo  the whole curation chain offline: mine -> judge -> review -> synth -> verify -> publish -> eval"
+	@echo "make attribution-world [SHORTCUT=DIR BALANCED=DIR WORLD_BENCH=DIR]  attribution acceptance experiment on the world"
 	@echo "make test      run the offline test suite"
 	@echo "make bench     run the benchmarks in bench/"
 
@@ -84,6 +86,13 @@ curate-demo:
 # Old name of curate-demo, kept as an alias.
 build-demo: curate-demo
 
+# The attribution acceptance experiment (bench/attribution_world.py): IG and occlusion on the world's
+# cue-conflicting items, shortcut vs balanced world model; cue / core mass with bootstrap intervals.
+# Models default to the shipped world models; the benchmark to this checkout's world generator.
+attribution-world:
+	$(PY) bench/attribution_world.py --out "$(ATTR_WORLD)" $(if $(SHORTCUT),--shortcut "$(SHORTCUT)") \
+		$(if $(BALANCED),--balanced "$(BALANCED)") $(if $(WORLD_BENCH),--dataset "$(WORLD_BENCH)") $(ARGS)
+
 test:
 	$(PY) -m pytest -q
 
@@ -93,6 +102,7 @@ bench:
 	$(PY) bench/leaderboard.py
 	$(PY) bench/synth_throughput.py
 	$(PY) bench/mine_memory.py
+	$(PY) bench/attribution.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

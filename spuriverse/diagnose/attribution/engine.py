@@ -161,7 +161,9 @@ class Attributor:
             ids[row, : len(lids)] = torch.tensor(lids)
             mask[row, : len(lids)] = True
         pixels, static = self.layout.pack(inputs)
-        images = [r.image.pil() for r in requests]
+        if any(r.image is None for r in requests):
+            raise ValueError("attribution needs an image in every request")
+        images = [r.image.pil() for r in requests if r.image is not None]
         geos = [self.layout.geometry(inputs, row, im.size) for row, im in enumerate(images)]
         answer = torch.tensor([LETTERS.index(a) for a in answers])
         batch = Batch(list(keys), list(requests), texts, images, pixels, static,

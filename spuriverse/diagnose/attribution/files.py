@@ -22,7 +22,7 @@ import re
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel
@@ -91,7 +91,8 @@ def read_records(run_dir: Path, name: str, model: type[M]) -> list[M]:
     out = []
     for path in _files(run_dir, name):
         for rec in read_jsonl(path, model, error=AttributionFileError):
-            key = (rec.item_id, rec.method)
+            fields: Any = rec
+            key = (fields.item_id, fields.method)
             if key in seen:
                 raise AttributionFileError(f"{path}: a second line for item {key[0]!r}, method {key[1]!r}")
             seen.add(key)

@@ -60,6 +60,11 @@ def clip_style_resize(frame: Frame, size: Any) -> Frame:
     raise UnsupportedArchitecture(f"unsupported image-processor resize setting {dict(size)!r}")
 
 
+def plane_hw(pixels: torch.Tensor) -> tuple[int, int]:
+    """(height, width) of the last two dimensions of a pixel tensor."""
+    return int(pixels.shape[-2]), int(pixels.shape[-1])
+
+
 def _planes_from_stack(attr: torch.Tensor, geo: ItemGeometry) -> list[torch.Tensor]:
     """[V, C, H, W] (padded views; [C, H, W]: one view) -> one channel-summed plane per view, cropped to
     the view."""
@@ -127,7 +132,7 @@ class LlavaLayout(Layout):
     def geometry(self, inputs: dict[str, torch.Tensor], row: int, size: tuple[int, int]) -> ItemGeometry:
         w, h = size
         frame = self._patch_chain(Frame.original(h, w))
-        return ItemGeometry(size, [frame], tuple(inputs["pixel_values"].shape[-2:]))
+        return ItemGeometry(size, [frame], plane_hw(inputs["pixel_values"]))
 
     def site(self, which: str) -> tuple[torch.nn.Module, str]:
         return self.model.model.multi_modal_projector, "input" if which == "vision" else "output"
@@ -170,7 +175,7 @@ class LlavaNextLayout(LlavaLayout):
         if len(frames) > inputs["pixel_values"].shape[1]:
             raise UnsupportedArchitecture(f"LLaVA-NeXT geometry: {len(frames)} views computed, the processor made "
                                           f"{inputs['pixel_values'].shape[1]}")
-        return ItemGeometry(size, frames, tuple(inputs["pixel_values"].shape[-2:]))
+        return ItemGeometry(size, frames, plane_hw(inputs["pixel_values"]))
 
 
 class Idefics3Layout(Layout):
@@ -203,7 +208,7 @@ class Idefics3Layout(Layout):
 
     def geometry(self, inputs: dict[str, torch.Tensor], row: int, size: tuple[int, int]) -> ItemGeometry:
         w, h = size
-        return ItemGeometry(size, self._frames(h, w), tuple(inputs["pixel_values"].shape[-2:]))
+        return ItemGeometry(size, self._frames(h, w), plane_hw(inputs["pixel_values"]))
 
     def site(self, which: str) -> tuple[torch.nn.Module, str]:
         return self.model.model.connector, "input" if which == "vision" else "output"

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 from PIL import Image
@@ -33,7 +33,8 @@ from spuriverse.locking import folder_lock
 from spuriverse.models.base import Request
 from spuriverse.models.registry import ModelSpec, build_model, resolve_model
 from spuriverse.persist import JsonlAppender, atomic_write_text
-from spuriverse.schema import Item
+from spuriverse.schema import Item, Strategy
+from spuriverse.schema.attribution import Baseline, Space, Target
 from spuriverse.schema.attribution import AttributionConfig, AttributionManifest, AttributionRow, AttributionSummary
 
 
@@ -59,17 +60,17 @@ class AttributionOptions:
     variants: list[str] | None = None
     limit: int | None = None
     methods: list[str] = field(default_factory=lambda: ["ig"])
-    input: str = "pixels"
-    target: str = "predicted"
+    input: Literal["pixels", "embedding"] = "pixels"
+    target: Target = "predicted"
     raw_logits: bool = False
-    baseline: str = "blurred"
+    baseline: Baseline = "blurred"
     params: MethodParams = field(default_factory=MethodParams)
     metrics: list[str] = field(default_factory=lambda: list(METRICS))
     robustness_samples: int = 4
     sanity_items: int = 8
     core_mask_column: str = "core_mask"
     cue_mask_column: str = "cue_mask"
-    strategy: str = "direct"
+    strategy: Strategy = "direct"
     batch_size: int = 8
     max_rows: int | None = None
     n_bootstrap: int = 1000
@@ -270,13 +271,13 @@ def _rows(run: AttributionRun, batch: Batch, method: str, space: str, attributio
         letters = it.request.letters
         lp = {x: float(batch.logprobs[i, k]) for k, x in enumerate(letters)}
         pred = letters[int(batch.logprobs[i, : len(letters)].argmax())]
-        ig = {} if attribution.delta is None else {
+        ig: dict[str, Any] = {} if attribution.delta is None else {
             "ig_delta": float(attribution.delta[i]), "score": float(attribution.score[i]),
             "score_baseline": float(attribution.score_baseline[i])}
         rel = write_map(run.run_dir, it.item.item_id, method, r)
         yield AttributionRow(
             index=it.index, item_id=it.item.item_id, group_id=it.item.group_id, variant=it.item.variant,
-            method=method, space=space, target=run.opts.target, raw_logits=run.opts.raw_logits,
+            method=method, space=cast(Space, space), target=run.opts.target, raw_logits=run.opts.raw_logits,
             answer=it.item.answer, prediction=pred, correct=pred == it.item.answer, logprobs=lp,
             target_weights={x: float(batch.weights[i, k]) for k, x in enumerate(letters) if batch.weights[i, k]},
             width=r.shape[1], height=r.shape[0], map_file=rel.as_posix(), map_sum=float(r.sum()),
