@@ -10,8 +10,9 @@
             inputs built by hand (Gauss-Legendre points, as captum), one forward, one backward.
 
 Every variant attributes the same score (log-softmax over the option letters at the answer position) of
-the same items. Model: a tiny LLaVA (CLIP 64 px / patch 8 = 64 image tokens, Llama hidden 64, 2 layers),
-random weights, built offline. Each timing is the median of --repeats, the three interleaved.
+the same items. Model: a tiny LLaVA of the world models' architecture (CLIP 32 px / patch 8 = 16 image
+tokens, 64 wide x 2 layers; Llama 64 wide x 2 layers), random weights, built offline; `--image-size 64`
+gives 64 image tokens. Each timing is the median of --repeats, the three interleaved.
 Targets: ours / floor <= 1.3, one-by-one / ours >= 5.
 
     python bench/attribution.py [--items 16] [--steps 32] [--repeats 3]
@@ -95,8 +96,11 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=16)
     ap.add_argument("--steps", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--image-size", type=int, default=32, help="CLIP image size (patch 8; default 32)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     ap.add_argument("--quick", action="store_true", help="2 items, 4 steps, 1 repeat: a smoke run")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     if args.quick:
         args.items, args.steps, args.repeats = 2, 4, 1
 
@@ -104,10 +108,11 @@ def main() -> None:
     from spuriverse.models.hf import HFBackend
 
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = build_tiny_llava(Path(tmp) / "model", image_size=64, patch_size=8, hidden=64, vision_hidden=64)
+        model_dir = build_tiny_llava(Path(tmp) / "model", image_size=args.image_size, patch_size=8, hidden=64,
+                                     vision_hidden=64)
         backend = HFBackend(str(model_dir), device="cpu")
         att = Attributor(backend, target="predicted", baseline="blurred")
-        reqs = requests(args.items, 64)
+        reqs = requests(args.items, args.image_size)
         batch = att.prepare([str(i) for i in range(args.items)], reqs, ["A"] * args.items)
         base = att.baseline_batch(batch)[1]
         ours(att, batch.item(0), 2)  # warm-up
@@ -118,7 +123,7 @@ def main() -> None:
             times["one-by-one"].append(one_by_one(att, batch, args.steps))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; IG {args.steps} steps on {args.items} items "
-          f"(64x64 images, 64 image tokens); median of {args.repeats}")
+          f"({args.image_size}x{args.image_size} images, {(args.image_size // 8) ** 2} image tokens); median of {args.repeats}")
     for k, v in med.items():
         print(f"  {k:<12} {v:8.3f} s   ({args.items * args.steps / v:7.1f} interpolated inputs/s)")
     print(f"\nours / floor        = {med['ours'] / med['floor']:.2f}   (target <= 1.3)")

@@ -25,7 +25,8 @@ def _choices(registry, what: str):
         bad = [n for n in names if n not in registry]
         if bad or not names:
             raise argparse.ArgumentTypeError(
-                f"unknown {what} {', '.join(map(repr, bad)) or '(none given)'}; choose from {', '.join(registry)}")
+                f"unknown {what} {', '.join(map(repr, bad)) or '(none given)'}; choose from {', '.join(registry)}"
+                + (" (each computed by captum)" if what == "attribution method" else ""))
         return list(dict.fromkeys(names))
     return parse
 

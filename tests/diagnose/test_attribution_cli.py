@@ -18,7 +18,8 @@ from spuriverse.diagnose.attribution.files import read_map, read_rows, read_sani
 from spuriverse.schema.attribution import AttributionManifest, AttributionSummary
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK = ["--ig-steps", "8", "--smooth-samples", "2", "--robustness-samples", "2", "--bootstrap", "50", "--no-progress"]
+QUICK = ["--ig-steps", "8", "--smooth-samples", "2", "--robustness-samples", "2", "--bootstrap", "50", "--no-progress",
+         "--threads", "1"]
 
 
 def _cmd(model, dataset, out, *extra: str) -> list[str]:
@@ -67,8 +68,7 @@ def _stable(out: Path) -> list[dict]:
 
 
 def test_killed_run_resumes_with_nothing_lost_or_duplicated(tiny_llava, world_bench, tmp_path):
-    args = ["--method", "ig,smoothgrad", "--batch-size", "1", "--metrics", "mass,pointing", "--sanity-items", "0",
-            "--threads", "1"]
+    args = ["--method", "ig,smoothgrad", "--batch-size", "1", "--metrics", "mass,pointing", "--sanity-items", "0"]
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "spuriverse", *_cmd(tiny_llava, world_bench, killed, *args)],
