@@ -88,8 +88,7 @@ def _panel(image: np.ndarray, raster: np.ndarray | None, method: str, masks: tup
     return Image.fromarray(out)
 
 
-def _figure(path: Path, cells: list[list[tuple[Any, ...]]],
-            col_titles: list[str], row_titles: list[str]) -> None:
+def _figure(path: Path, cells: list[list[Image.Image]], col_titles: list[str], row_titles: list[str]) -> None:
     """A sheet of panels with column and row titles, written atomically as PNG."""
     from PIL import ImageDraw
 
@@ -101,8 +100,8 @@ def _figure(path: Path, cells: list[list[tuple[Any, ...]]],
     for r, row in enumerate(cells):
         y = top + r * (CELL + pad)
         draw.text((2, y + CELL // 2 - 6), row_titles[r][:11], fill="black")
-        for c, (image, raster, method, masks) in enumerate(row):
-            sheet.paste(_panel(image, raster, method, masks), (left + c * (CELL + pad), y))
+        for c, panel in enumerate(row):
+            sheet.paste(panel, (left + c * (CELL + pad), y))
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
@@ -110,8 +109,9 @@ def _figure(path: Path, cells: list[list[tuple[Any, ...]]],
 
 def draw_figures(run: AttributionRun, rows: list[AttributionRow]) -> dict[str, str]:
     """Overlay PNGs (one per item: the image, then each method; masks outlined: core green, cue red) and one
-    grid per group with several items (anchor first, then spurious, counter, control). Returns group ->
-    grid path (relative)."""
+    grid per group with several items (anchor first, then spurious, counter, control; at most
+    `GRID_COLUMNS`). Streams the items; only the small panels of a group's first columns are kept.
+    Returns group -> grid path (relative)."""
     from spuriverse.diagnose.attribution.runner import load_item
 
     methods = run.config.methods
@@ -123,22 +123,22 @@ def draw_figures(run: AttributionRun, rows: list[AttributionRow]) -> dict[str, s
     groups: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for li in run.bench.iter_items(lambda i, _: i in wanted):
         it = load_item(run, li)
-        image = np.asarray(it.request.image.pil())  # type: ignore[union-attr]
-        maps = {m: read_map(run.run_dir, by_item[li.item.item_id][m].map_file) for m in methods
-                if m in by_item[li.item.item_id]}
-        masks = (it.core, it.cue)
+        image, masks = np.asarray(it.request.image.pil()), (it.core, it.cue)  # type: ignore[union-attr]
+        mine = by_item[li.item.item_id]
+        panels = [_panel(image, None, "", masks)] + [
+            _panel(image, read_map(run.run_dir, mine[m].map_file) if m in mine else None, m, masks) for m in methods]
         overlay = run.run_dir / "overlays" / f"{slug(li.item.item_id)}.png"
         if not overlay.exists():
-            _figure(overlay, [[(image, None, "", masks)] + [(image, maps.get(m), m, masks) for m in methods]],
-                    ["image", *methods], [li.item.variant])
-        groups[li.item.group_id].append((rank[li.item.variant], li.item.item_id, li.item.variant, image, maps, masks))
+            _figure(overlay, [panels], ["image", *methods], [li.item.variant])
+        members = groups[li.item.group_id]
+        members.append((rank[li.item.variant], li.item.item_id, li.item.variant, panels))
+        members.sort(key=lambda m: (m[0], m[1]))
+        del members[GRID_COLUMNS:]
     grids = {}
     for group, members in groups.items():
         if len(members) < 2:
             continue
-        members = sorted(members, key=lambda m: (m[0], m[1]))[:GRID_COLUMNS]
-        cells = [[(m[3], None, "", m[5]) for m in members]]
-        cells += [[(m[3], m[4].get(method), method, m[5]) for m in members] for method in methods]
+        cells = [[m[3][k] for m in members] for k in range(len(methods) + 1)]
         rel = Path("grids") / f"{slug(group)}.png"
         _figure(run.run_dir / rel, cells, [m[2] for m in members], ["image", *methods])
         grids[group] = rel.as_posix()
