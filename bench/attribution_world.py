@@ -54,13 +54,18 @@ def shipped(name: str) -> Path | None:
 
 
 def world_benchmark(out: Path, quick: bool) -> Path:
-    """The world benchmark's anchor + spurious items, from this checkout's generator."""
+    """The world benchmark from this checkout's generator (`build_benchmark` where it exists: the same bytes
+    as `python -m spuriverse.data.world`'s benchmark folder); --quick: 4 items of it."""
     from helpers.attribution_data import world_rows, write_world_dataset
 
-    from spuriverse.data.world import N_SPURIOUS, CORRELATIONS
+    import spuriverse.data.world as world
 
-    rows = world_rows(2, 2) if quick else world_rows(len(CORRELATIONS), 1 + N_SPURIOUS)
-    return write_world_dataset(out, rows)
+    if quick:
+        return write_world_dataset(out, world_rows(2, 2))
+    if hasattr(world, "build_benchmark"):
+        world.build_benchmark(out, seed=0)
+        return out
+    return write_world_dataset(out, world_rows(len(world.CORRELATIONS), 1 + world.N_SPURIOUS))
 
 
 def attribute(model: Path, dataset: Path, out: Path, args: argparse.Namespace) -> list:

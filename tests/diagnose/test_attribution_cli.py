@@ -130,6 +130,8 @@ def test_api_model_and_unknown_method_are_refused(tiny_llava, world_bench, tmp_p
         main(_cmd(tiny_llava, world_bench, tmp_path / "m", "--method", "ig,lrp"))
     assert exc.value.code == 2
     assert "unknown attribution method 'lrp'; choose from saliency, input_x_gradient, ig" in capsys.readouterr().err
+    assert main(_cmd(tiny_llava, world_bench, tmp_path / "sel", "--items", "world/nope")) == 2
+    assert "no item 'world/nope' in" in capsys.readouterr().err
 
 
 def test_locked_folder_and_changed_config_are_refused(tiny_llava, world_bench, tmp_path, capsys):
