@@ -78,3 +78,22 @@ def test_maps_identical_at_batch_sizes_1_and_8(tiny_llava, world_bench, small_be
     for key in one:
         scale = 1.0 if key[1] == "occlusion" else float(np.abs(one[key]).max())
         np.testing.assert_allclose(eight[key], one[key], rtol=0, atol=1e-5 * scale, err_msg=str(key))
+
+
+def test_the_score_is_the_log_prob_scorers_forward(tiny_llava, world_bench, tmp_path):
+    """The attributed letters' log-softmax is `spuriverse eval --scoring logprob`'s own numbers, renormalised
+    over the options (eval records full-vocabulary log-probs at the letters): same inputs, same position."""
+    from spuriverse.eval.runner import EvalOptions, run_eval
+    from spuriverse.eval.samples import read_run_samples
+
+    run_eval(EvalOptions(model=str(tiny_llava), dataset=str(world_bench), output_dir=tmp_path / "eval",
+                         scoring="logprob", progress=False, report=False, n_bootstrap=10))
+    samples = {s.item_id: s for s in read_run_samples(tmp_path / "eval")}
+    rows = _maps(tiny_llava, world_bench, tmp_path / "attr", 8, ["saliency"])
+    for r in read_rows(tmp_path / "attr"):
+        s = samples[r.item_id]
+        full = np.array([s.logprobs[k] for k in r.logprobs])
+        ours = np.array(list(r.logprobs.values()))
+        np.testing.assert_allclose(ours, full - np.logaddexp.reduce(full), atol=1e-5)
+        assert r.prediction == s.prediction
+    assert len(rows) == 8
