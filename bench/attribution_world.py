@@ -117,6 +117,10 @@ def analyse(short: list, bal: list, n_boot: int) -> dict:
         b = [r for r in bal if r.method == method and r.core_mass is not None]
         part["balanced_core_vs_cue_mass"] = paired([r.core_mass for r in b], [r.cue_mass for r in b],
                                                    [r.group_id for r in b], n_boot)
+        for kind in sorted({r.group_id.split("/")[1] for r in b}):
+            sub = [r for r in b if r.group_id.split("/")[1] == kind]
+            part[f"balanced_core_vs_cue_mass[{kind}]"] = paired(
+                [r.core_mass for r in sub], [r.cue_mass for r in sub], [r.group_id for r in sub], n_boot)
         part["balanced_core_vs_cue_area"] = paired([r.core_area for r in b], [r.cue_area for r in b],
                                                    [r.group_id for r in b], n_boot)
         part["balanced_core_vs_cue_mass_per_area"] = paired(
