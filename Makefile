@@ -11,14 +11,16 @@ ARGS        ?=
 CURATE_DEMO  ?= runs/curate-demo
 BASE        ?=
 INFLUENCE_WORLD ?= runs/influence-world
+ATTR_WORLD   ?= runs/attribution-world
 
-.PHONY: install browser eval curate-demo build-demo test bench influence-world clean help
+.PHONY: install browser eval curate-demo build-demo attribution-world test bench influence-world clean help
 
 help:
 	@echo "make install   create $(VENV), install $(TORCH_SPEC) first, then spuriverse[dev]"
 	@echo "make eval      the offline demo (no GPU, no hub): spuriverse-mini, baselines, tiny LLaVA, leaderboard"
 	@echo "make eval MODEL=llava-1.5 [DATASET=...] [OUT=...] [ARGS='--limit 20']"
 	@echo "make curate-demo  the whole curation chain offline: mine -> judge -> review -> synth -> verify -> publish -> eval"
+	@echo "make attribution-world [SHORTCUT=DIR BALANCED=DIR WORLD_BENCH=DIR]  attribution acceptance experiment on the world"
 	@echo "make test      run the offline test suite"
 	@echo "make bench     run the benchmarks in bench/"
 	@echo "make influence-world BASE=MODEL_DIR  the influence acceptance experiment on spuriverse-world"
@@ -88,6 +90,13 @@ curate-demo:
 # Old name of curate-demo, kept as an alias.
 build-demo: curate-demo
 
+# The attribution acceptance experiment (bench/attribution_world.py): IG and occlusion on the world's
+# cue-conflicting items, shortcut vs balanced world model; cue / core mass with bootstrap intervals.
+# Models default to the shipped world models; the benchmark to this checkout's world generator.
+attribution-world:
+	$(PY) bench/attribution_world.py --out "$(ATTR_WORLD)" $(if $(SHORTCUT),--shortcut "$(SHORTCUT)") \
+		$(if $(BALANCED),--balanced "$(BALANCED)") $(if $(WORLD_BENCH),--dataset "$(WORLD_BENCH)") $(ARGS)
+
 test:
 	$(PY) -m pytest -q
 
@@ -99,6 +108,7 @@ bench:
 	$(PY) bench/mine_memory.py
 	$(PY) bench/influence.py
 	$(PY) bench/influence_lds.py
+	$(PY) bench/attribution.py
 
 # Which training examples taught a LoRA fine-tune its shortcut (see README, "Which training examples
 # taught it?"): fine-tune BASE (a tiny LLaVA that knows the world's shapes) with a poisoned cue, diagnose

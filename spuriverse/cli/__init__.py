@@ -1,5 +1,6 @@
 """`spuriverse` command line: parses arguments, calls the stage functions, prints. No logic here.
-One module per stage registers its commands (eval_cmds, leaderboard_cmds, curate_cmds, train_cmds)."""
+One module per stage registers its commands (eval_cmds, leaderboard_cmds, curate_cmds, train_cmds,
+diagnose_cmds)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,19 @@
-"""`spuriverse diagnose ...`: what a trained model learned and from where. Each diagnostic registers
-itself below (one line each)."""
+"""`spuriverse diagnose ...`: one command group; each diagnostic registers its own subcommand (one entry
+in `DIAGNOSTICS`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from spuriverse.cli import diagnose_influence
+from spuriverse.cli import diagnose_attribution, diagnose_influence
+
+DIAGNOSTICS = (diagnose_attribution, diagnose_influence)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("diagnose", help="diagnose a model: which training examples taught it its answers",
-                       description="Diagnostics of trained models.")
-    what = p.add_subparsers(dest="diagnose_command", required=True, metavar="DIAGNOSTIC")
-    diagnose_influence.register(what)
+    p = sub.add_parser("diagnose", help="why a model answers as it does: attribution maps, influential training examples",
+                       description="Diagnostics of a model's answers: where in the image they come from "
+                                   "(attribution) and which training examples taught them (influence).")
+    group = p.add_subparsers(dest="diagnostic", required=True, metavar="DIAGNOSTIC")
+    for d in DIAGNOSTICS:
+        d.register(group)

@@ -3,8 +3,8 @@
 `spuriverse schema --out DIR` exports them as JSON Schema; the exported copies live in
 `spuriverse/schemas/` and a test keeps them in sync with these classes. Submodules: `core` (items,
 samples, runs), `leaderboard`, `curate` (the curation folder and image provenance), `summaries` (the
-stage summaries, ``*_summary.json``), `train` (`train.json`, `compare.json`), `influence`
-(`spuriverse diagnose influence`).
+stage summaries, ``*_summary.json``), `train` (`train.json`, `compare.json`), `attribution`
+(`spuriverse diagnose attribution`), `influence` (`spuriverse diagnose influence`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from spuriverse.schema.summaries import *  # noqa: F403
 from spuriverse.schema.summaries import JudgeSummary, MineSummary, ModelMineSummary, VerifyStageSummary
 from spuriverse.schema.influence import InfluenceManifest, InfluenceSummary, QueryInfluence, SelfInfluenceRow
 from spuriverse.schema.train import MethodComparison, TrainManifest
+from spuriverse.schema.attribution import AttributionManifest, AttributionRow, AttributionSummary, SanityRow
 
 EXPORTED: dict[str, type[BaseModel]] = {
     "item": Item,
@@ -60,6 +61,10 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "influence_query": QueryInfluence,
     "influence_self": SelfInfluenceRow,
     "influence_summary": InfluenceSummary,
+    "attribution_manifest": AttributionManifest,
+    "attribution_row": AttributionRow,
+    "attribution_sanity": SanityRow,
+    "attribution_summary": AttributionSummary,
 }
 
 

@@ -74,6 +74,28 @@ def build_tiny_qwen2_5_vl(out: str | Path, *, seed: int = 0) -> Path:
     return _save(Qwen2_5_VLForConditionalGeneration(config).eval(), processor, Path(out))
 
 
+def build_tiny_qwen2_vl(out: str | Path, *, seed: int = 0) -> Path:
+    """Qwen2-VL: Qwen2.5-VL's image pipeline (pre-patchified pixel_values, 2x2 merge) with a plain vision
+    tower (no window attention) and M-RoPE."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessorPil, Qwen2VLProcessor
+
+    video_stand_in_installed()
+    tok = _qwen_tokenizer()
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessorPil(min_pixels=28 * 28 * 4, max_pixels=56 * 84, patch_size=14,
+                                                 merge_size=2, temporal_patch_size=2),
+        tokenizer=tok, video_processor=ImageOnlyVideoProcessor(), chat_template=QWEN_CHAT_TEMPLATE,
+    )
+    config = Qwen2VLConfig(
+        text_config=_qwen_text(tok, rope_scaling={"type": "mrope", "mrope_section": [1, 1, 2]}),
+        vision_config=dict(depth=2, embed_dim=32, hidden_size=32, mlp_ratio=2, num_heads=4, patch_size=14,
+                           spatial_merge_size=2, temporal_patch_size=2),
+        **_qwen_ids(tok),
+    )
+    torch.manual_seed(seed)
+    return _save(Qwen2VLForConditionalGeneration(config).eval(), processor, Path(out))
+
+
 def build_tiny_qwen3_vl(out: str | Path, *, seed: int = 0) -> Path:
     """Qwen3-VL: Qwen2.5-VL's image pipeline (patch 16) with DeepStack visual features injected into
     early language-model layers and interleaved M-RoPE."""
