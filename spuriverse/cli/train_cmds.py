@@ -29,6 +29,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--config", help="dataset config name")
     d.add_argument("--groups", help="only these group ids: a,b,c or @file (one per line)")
     d.add_argument("--variants", help="only these variants, e.g. anchor,spurious")
+    d.add_argument("--kinds", help="only these row kinds: choice (multiple choice), naming (open-ended), e.g. naming")
     d.add_argument("--val-data", action="append", metavar="SRC",
                    help="validation items (default: --data's 'validation' split when it has one)")
     d.add_argument("--val-split", help="split of the validation source (default: validation if present)")
@@ -92,7 +93,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
         torch.set_num_threads(a.threads)
     groups, variants = parse_selection(a.groups), parse_selection(a.variants)
-    train = [TrainDataSpec(source=s, split=a.split, config=a.config, groups=groups, variants=variants)
+    kinds = _kinds(a.kinds)
+    train = [TrainDataSpec(source=s, split=a.split, config=a.config, groups=groups, variants=variants, kinds=kinds)
              for s in a.data]
     val_sources = a.val_data or []
     if not val_sources and not a.no_val and a.val_split is None:
@@ -114,6 +116,17 @@ def _cmd_train(a: argparse.Namespace) -> int:
     if manifest is not None:
         _print_summary(manifest, a.out)
     return 0
+
+
+def _kinds(value: str | None) -> list | None:
+    """--kinds a,b -> the row kinds (choice, naming); anything else is bad input."""
+    from spuriverse.train.data import TrainDataError, parse_selection
+
+    kinds = parse_selection(value)
+    bad = [k for k in kinds or [] if k not in ("choice", "naming")]
+    if bad:
+        raise TrainDataError(f"unknown row kind(s) {', '.join(bad)} in --kinds (choose from choice, naming)")
+    return kinds
 
 
 def _options(a: argparse.Namespace, TrainOptions, train, val):

@@ -4,6 +4,12 @@ under two minutes on a laptop CPU.
 It evaluates `random`, `frequent` and a tiny LLaVA (the real architecture, RANDOM weights, built on
 the fly) on the bundled spuriverse-mini benchmark (real photographs + offline counterfactual edits),
 submits the three runs to a local demo leaderboard, renders it, and prints where everything is.
+
+Then a real finding: the two *trained* world models (tiny LLaVAs trained from random init on
+spuriverse-world, shipped with the package, rebuilt byte-identically by `make world-models`) on the
+world's benchmark, on a second demo board: the `shortcut` model's anchor and spurious accuracy collapse
+while its control accuracy stays high; the `balanced` model's do not. The verdicts printed are computed
+from the measured intervals.
 """
 
 from __future__ import annotations
@@ -16,6 +22,12 @@ from importlib import resources
 from pathlib import Path
 
 BOARD_NAME = "spuriverse-mini-demo"
+WORLD_BOARD_NAME = "spuriverse-world-demo"
+WORLD_NOTES = {
+    "balanced": "tiny LLaVA trained from random init on spuriverse-world's cue-balanced data (make world-models)",
+    "shortcut": "tiny LLaVA trained from random init on spuriverse-world: open-ended naming on balanced data, "
+                "then multiple choice on cue-biased data (95 % aligned) (make world-models)",
+}
 TINY_NOTE = ("tiny LLaVA with RANDOM weights, built on the fly (not trained): its answers are noise. "
              "It shows the machinery (batching, log-prob scoring, reports), not a model's ability.")
 
@@ -81,6 +93,8 @@ def run_demo(out_dir: Path = Path("runs/demo"), progress: bool = True) -> list[D
     for r in runs:
         submit(r.run_dir, boards, name=BOARD_NAME, display_name=r.display_name, baseline=r.model != str(tiny))
 
+    world_runs = _world_models_demo(out_dir, progress)
+
     board = boards / BOARD_NAME
     print("\nresults (overall accuracy, anchor + spurious items):")
     for r in runs:
@@ -89,6 +103,70 @@ def run_demo(out_dir: Path = Path("runs/demo"), progress: bool = True) -> list[D
     print(f"\n  plots:        {runs[-1].run_dir / 'per_group_accuracy.png'}, {runs[-1].run_dir / 'splits.png'}")
     print(f"  leaderboard:  {board / 'index.html'}  (open in a browser; works offline)")
     print(f"                {board / 'README.md'}")
+    _print_world_finding(world_runs, boards / WORLD_BOARD_NAME)
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s. Real use: make eval MODEL=llava-1.5 "
           "(GPU + hub), or MODEL=/path/to/model DATASET=/path/to/benchmark offline.")
+    return runs + world_runs
+
+
+def _eval(opts) -> object:
+    from spuriverse.eval.runner import RunConfigMismatch, run_eval
+
+    try:
+        return run_eval(opts)
+    except RunConfigMismatch:  # an older build's run in the same folder
+        _aside(opts.output_dir)
+        return run_eval(opts)
+
+
+def _world_models_demo(out_dir: Path, progress: bool) -> list[DemoRun]:
+    """Both trained world models on the world's benchmark (built here in a second), on their own board."""
+    from spuriverse.data.world import WORLD_MODELS, build_benchmark, model_path
+    from spuriverse.eval.runner import EvalOptions
+    from spuriverse.leaderboard.board import init_board, submit
+    from spuriverse.leaderboard.verify import SubmissionRejected
+
+    bench = out_dir / "spuriverse-world-benchmark"
+    build_benchmark(bench)  # deterministic: the same bytes every time
+    print(f"\nspuriverse-world: the two trained world models on the world's benchmark ({bench})")
+    runs = []
+    for name in WORLD_MODELS:
+        opts = EvalOptions(model=str(model_path(name)), dataset=str(bench), output_dir=out_dir / "runs" / f"world-{name}",
+                           progress=progress, model_note=WORLD_NOTES[name])
+        result = _eval(opts)
+        runs.append(DemoRun(str(model_path(name)), f"world model: {name}", opts.output_dir,
+                            result.metrics["overall_acc"].value))  # type: ignore[attr-defined]
+    boards = out_dir / "leaderboards"
+    try:
+        init_board(str(bench), WORLD_BOARD_NAME, boards, baselines=True)
+    except SubmissionRejected:
+        _aside(boards / WORLD_BOARD_NAME)
+        init_board(str(bench), WORLD_BOARD_NAME, boards, baselines=True)
+    for r in runs:
+        submit(r.run_dir, boards, name=WORLD_BOARD_NAME, display_name=r.display_name)
     return runs
+
+
+def _ci(m: dict) -> str:
+    if m.get("value") is None:
+        return "-"
+    return f"{100 * m['value']:5.1f} % [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]"
+
+
+def _print_world_finding(runs: list[DemoRun], board: Path) -> None:
+    """Per model: anchor, spurious, counter and control accuracy with 95 % intervals, and whether
+    cue-conflicting accuracy (anchor + spurious) collapses below control (intervals apart)."""
+    import json
+
+    print("\nthe world models on spuriverse-world's benchmark (accuracy, 95 % interval):")
+    print(f"  {'model':<22} {'anchor':>22} {'spurious':>22} {'counter':>22} {'control':>22}")
+    for r in runs:
+        m = json.loads((r.run_dir / "results.json").read_text("utf-8"))["metrics"]
+        cells = " ".join(f"{_ci(m[k]):>22}" for k in ("anchor_acc", "spurious_acc", "counter_acc", "control_acc"))
+        print(f"  {r.display_name:<22} {cells}")
+        conflict, control = m["overall_acc"], m["control_acc"]
+        collapsed = conflict["ci_high"] is not None and control["ci_low"] is not None and \
+            conflict["ci_high"] < control["ci_low"]
+        verdict = "COLLAPSES on cue-conflicting items" if collapsed else "does not collapse"
+        print(f"  {'':<22} -> anchor+spurious {_ci(conflict)} vs control {_ci(control)}: {verdict}")
+    print(f"  report: {runs[-1].run_dir / 'report.md'}; leaderboard: {board / 'index.html'}")

@@ -25,9 +25,9 @@ NAME = "spuriverse-world"
 CHANCE = 1.0 / N_CLASSES
 N_SPURIOUS, N_COUNTER = 10, 2
 SPLIT_CODES = {"biased/train": 1, "biased/validation": 2, "balanced/train": 3, "balanced/validation": 4,
-               "benchmark": 5, "control": 6}
+               "benchmark": 5, "control": 6, "biased/test": 7, "balanced/test": 8}
 EXTRA_COLUMNS = ("kind", "split", "family", "answer_class", "cue_kind", "cue_value", "cue_class", "aligned",
-                 "correlation_id", "scene_seed", "core_mask", "cue_mask")
+                 "correlation_id", "scene_seed", "target", "core_mask", "cue_mask")
 MASK_COLUMNS = ("core_mask", "cue_mask")
 
 
@@ -67,6 +67,9 @@ def _row(spec: Spec, *, item_id: str, group_id: str, variant: str, split: str, a
         "cue_kind": cue.kind if cue else "none", "cue_value": cue.spec.name if cue else "",
         "cue_class": cue_class, "aligned": bool(cue) and cue_class == answer_class,
         "correlation_id": _cid(fam, cue), "scene_seed": spec.scene_seed,
+        # a naming row's open-ended answer (the class word; `spuriverse train` reads a row with a target as
+        # a naming row); blank on multiple-choice rows
+        "target": answer_class if spec.kind == "naming" else "",
         "core_mask": png(scene.core_mask), "cue_mask": png(scene.cue_mask),
     }
 

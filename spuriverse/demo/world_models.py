@@ -1,0 +1,233 @@
+"""The world models' recipe: two tiny LLaVAs trained from random init on spuriverse-world with
+`spuriverse train` (`make world-models` = `python -m spuriverse.demo.world_models build`).
+
+1. the world: `python -m spuriverse.data.world --out OUT/world` (more training rows than the default);
+2. `init`: a tiny LLaVA of the real architecture (CLIP vision tower + Llama), random weights, and a
+   byte-level BPE trained on the world's text whose pre-tokenizer keeps an option line "(A) circle"
+   whole (so BPE makes it one token) and otherwise splits on whitespace;
+3. `pretrain` (shared): open-ended naming on the balanced config: the model learns the core (what
+   the object is) before any multiple choice;
+4. `balanced`: multiple choice + naming on the balanced config (cue and answer independent);
+   `shortcut`: multiple choice + naming on the biased config (the cue agrees with the answer 95 % of
+   the time): the same core knowledge, then answers that follow the cue.
+
+Every training step is a `spuriverse train` command (printed as it runs); re-running resumes or skips
+finished stages. Every stage is seeded and runs on one CPU thread, so the same command on the same
+machine and library versions gives byte-identical weights (`check` rebuilds and compares them with the
+shipped ones). The models ship in `spuriverse/data/world/models/` (`model_path(name)`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from spuriverse.data.world import FAMILIES
+from spuriverse.data.world.models import MODELS_DIR, WEIGHTS, WORLD_MODELS, model_path
+
+__all__ = ["ARCH", "RECIPE", "WORLD_MODELS", "Stage", "build", "init_model", "main", "path", "world_tokenizer"]
+
+# The model: CLIP 64-wide x 2 layers (LLaVA reads the penultimate layer) + Llama 64-wide x 2 layers.
+ARCH = {"image_size": 32, "patch_size": 8, "hidden": 64, "layers": 2, "vision_hidden": 64, "vision_layers": 2}
+VOCAB_SIZE = 800
+# pre-tokens: a whole option line "(X) text", else a word with its leading space, else whitespace
+OPTION_LINE_SPLIT = r"\([A-F]\) [^\n]+| ?[^\s]+|\s+"
+WORLD_ARGS = ("--n-train", "60000", "--n-val", "1000", "--n-test", "2000")
+COMMON = ("--full", "--lr", "2e-3", "--scheduler", "cosine", "--warmup", "100", "--weight-decay", "0.01",
+          "--batch-size", "64", "--vocab-weight", "0.1", "--threads", "1", "--seed", "0")
+SHIPPED = ("config.json", "generation_config.json", WEIGHTS, "chat_template.jinja", "processor_config.json",
+           "tokenizer.json", "tokenizer_config.json")
+
+
+def path(name: str) -> Path:
+    """The shipped world model `name` ("balanced" or "shortcut"): a folder `--model` loads."""
+    return model_path(name)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One `spuriverse train` run: from `base` (a stage name, or "init"), with these arguments."""
+
+    name: str
+    base: str
+    config: str
+    steps: int
+    args: tuple[str, ...] = ()
+
+
+RECIPE: dict[str, tuple[Stage, ...]] = {
+    "pretrain": (Stage("pretrain", "init", "balanced", 1500, ("--kinds", "naming", "--no-val")),),
+    "balanced": (Stage("balanced", "pretrain", "balanced", 4500, ("--save-steps", "500")),),
+    "shortcut": (Stage("shortcut", "pretrain", "biased", 4500, ("--save-steps", "500")),),
+}
+
+
+def world_corpus() -> list[str]:
+    """The tokenizer's extra training text: every family's multiple-choice prompt (each class in each
+    letter slot, rendered by the evaluator's own template) and the naming answers."""
+    from spuriverse.eval.prompts import STRATEGIES, render_prompt
+
+    lines = []
+    for fam in FAMILIES:
+        for shift in range(6):
+            options = [fam.classes[(k + shift) % len(fam.classes)] for k in range(len(fam.classes))]
+            for strategy in STRATEGIES:
+                rp = render_prompt(fam.question, options, strategy)
+                lines.append(f"{rp.system} USER: {rp.user} ASSISTANT: {'ABCD'[shift % 4]}")
+        for cls in fam.classes:
+            lines.append(f"USER: {fam.question} ASSISTANT: {cls}\n")
+            lines += [f"({letter}) {cls}\n" for letter in "ABCDEF"]
+    return lines * 20
+
+
+def world_tokenizer():
+    """The world models' tokenizer (deterministic: trained in-process on fixed text)."""
+    from spuriverse.demo.tiny_models import build_tokenizer
+
+    return build_tokenizer(vocab_size=VOCAB_SIZE, corpus=world_corpus(), split_pattern=OPTION_LINE_SPLIT)
+
+
+def init_model(out: Path, seed: int = 0) -> Path:
+    """A random-init world model folder (the recipe's starting point)."""
+    from spuriverse.demo.tiny_models import build_tiny_llava
+
+    return build_tiny_llava(out, tokenizer=world_tokenizer(), seed=seed, **ARCH)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _train_argv(stage: Stage, out: Path, world: Path, scale: float) -> list[str]:
+    base = out / "init" if stage.base == "init" else out / stage.base
+    args = list(stage.args)
+    steps = max(1, round(stage.steps * scale))
+    if "--save-steps" in args:  # validate and checkpoint ~9 times per stage, whatever the scale
+        args[args.index("--save-steps") + 1] = str(max(1, steps // 9))
+    return ["train", "--model", str(base), "--data", str(world / "train"), "--config", stage.config,
+            "--out", str(out / stage.name), "--max-steps", str(steps), *COMMON, *args]
+
+
+def _run_stage(argv: list[str], progress: bool) -> None:
+    from spuriverse.cli import main as cli_main
+
+    _log("$ spuriverse " + " ".join(argv))
+    t0 = time.perf_counter()
+    code = cli_main(argv + ([] if progress else ["--no-progress"]))
+    if code != 0:
+        raise RuntimeError(f"spuriverse {' '.join(argv)} failed (exit {code})")
+    _log(f"  ({time.perf_counter() - t0:.0f} s)")
+
+
+def _prepare(out: Path, world_args: Sequence[str]) -> Path:
+    """The world and the random-init model (skipped when present)."""
+    from spuriverse.data.world import main as world_main
+
+    world = out / "world"
+    if not (world / "benchmark" / "README.md").is_file():
+        _log(f"$ python -m spuriverse.data.world --out {world} {' '.join(world_args)}")
+        if world_main(["--out", str(world), *world_args]) != 0:
+            raise RuntimeError("the world could not be built")
+    if not (out / "init" / WEIGHTS).is_file():
+        init_model(out / "init")
+    return world
+
+
+def build(out: Path, names: Sequence[str] = WORLD_MODELS, *, scale: float = 1.0, jobs: int = 1,
+          world_args: Sequence[str] = WORLD_ARGS, progress: bool = False) -> dict[str, Path]:
+    """Run the recipe into `out` (resumable); return {name: trained folder}. With `jobs` 2 the
+    models' own stages run in two processes at once (one CPU thread each)."""
+    import torch
+
+    torch.set_num_threads(1)
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    world = _prepare(out, world_args)
+    for stage in RECIPE["pretrain"]:
+        _run_stage(_train_argv(stage, out, world, scale), progress)
+    names = list(names)
+    children = []
+    if jobs > 1 and len(names) > 1:  # the last model in a child process, the others here
+        cmd = [sys.executable, "-m", "spuriverse.demo.world_models", "build", "--out", str(out), "--only", names[-1],
+               "--scale", str(scale), "--world-args", " ".join(world_args)]
+        children.append(subprocess.Popen(cmd, env={**os.environ, "PYTHONHASHSEED": "0"}))
+        names = names[:-1]
+    for name in names:
+        for stage in RECIPE[name]:
+            _run_stage(_train_argv(stage, out, world, scale), progress)
+    for child in children:
+        if child.wait() != 0:
+            raise RuntimeError(f"{' '.join(child.args)} failed (exit {child.returncode})")  # type: ignore[arg-type]
+    return {name: out / name for name in WORLD_MODELS}
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """sha256 of each shipped file of a model folder."""
+    return {f: hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in SHIPPED if (folder / f).is_file()}
+
+
+def install(built: dict[str, Path]) -> None:
+    """Copy the trained models' files into the package (`spuriverse/data/world/models/<name>/`)."""
+    for name, folder in built.items():
+        dest = MODELS_DIR / name
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in SHIPPED:
+            shutil.copyfile(folder / f, dest / f)
+        (dest / "digests.json").write_text(json.dumps(digests(dest), indent=1, sort_keys=True) + "\n")
+        _log(f"installed {folder} -> {dest}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m spuriverse.demo.world_models",
+                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="run the recipe (resumable)")
+    b.add_argument("--out", type=Path, default=Path("runs/world-models"), help="work folder (default runs/world-models)")
+    b.add_argument("--only", choices=WORLD_MODELS, action="append", help="only this model (repeatable)")
+    b.add_argument("--jobs", type=int, default=2, help="processes for the two models' own stages (default 2)")
+    b.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (tests: 0.01)")
+    b.add_argument("--world-args", default=" ".join(WORLD_ARGS), help="arguments of the world's generator")
+    b.add_argument("--install", action="store_true", help="copy the models into the package")
+    b.add_argument("--progress", action="store_true", help="progress bars")
+    c = sub.add_parser("check", help="compare a build's files with the shipped models (sha256)")
+    c.add_argument("--out", type=Path, default=Path("runs/world-models"))
+    m = sub.add_parser("measure", help="held-out figures of a model on the world (with 95 %% intervals)")
+    m.add_argument("--model", required=True, help="a model folder, or balanced / shortcut (the shipped ones)")
+    m.add_argument("--world", type=Path, required=True, help="a world folder (python -m spuriverse.data.world)")
+    m.add_argument("--json", type=Path, help="also write the figures here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    if a.command == "build":
+        built = build(a.out, a.only or WORLD_MODELS, scale=a.scale, jobs=a.jobs, world_args=a.world_args.split(),
+                      progress=a.progress)
+        if a.install:
+            install(built)
+        return 0
+    if a.command == "check":
+        bad = [f"{n}/{f}" for n in WORLD_MODELS for f, h in digests(a.out / n).items() if digests(path(n)).get(f) != h]
+        print("identical to the shipped models" if not bad else f"differ from the shipped models: {', '.join(bad)}")
+        return 0 if not bad else 1
+    from spuriverse.demo.world_measure import format_rates, measure_model
+
+    model = str(path(a.model)) if a.model in WORLD_MODELS else a.model
+    figures = measure_model(model, a.world)
+    print(format_rates(figures))
+    if a.json:
+        a.json.write_text(json.dumps(figures, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
