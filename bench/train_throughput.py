@@ -40,28 +40,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 LR = 2e-4
 
 
-def _options(model_dir: Path, data_dir: Path, out: Path, steps: int, batch_size: int):
+def _options(model_dir: Path, data_dir: Path, out: Path, steps: int, batch_size: int, workers: int):
     from spuriverse.schema.train import TrainDataSpec
     from spuriverse.train import TrainOptions
 
     return TrainOptions(model=str(model_dir), out=out, train_data=[TrainDataSpec(source=str(data_dir))],
                         max_steps=steps, batch_size=batch_size, learning_rate=LR, lora_dropout=0.0,
-                        progress=False, save_steps=steps)
+                        progress=False, save_steps=steps, num_workers=workers)
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def ours(model_dir: Path, data_dir: Path, out: Path, steps: int, batch_size: int, profile: bool) -> dict:
-    """The whole `run_train` call, wall time."""
+def ours(model_dir: Path, data_dir: Path, out: Path, steps: int, batch_size: int, workers: int,
+         profile: bool) -> dict:
+    """The whole `run_train` call, wall time (the libraries imported beforehand, as the floor's are)."""
+    import peft  # noqa: F401
+    import transformers.trainer  # noqa: F401
+
     from spuriverse.train import run_train
+    from spuriverse.train import batching, checkpoints, lora, trainer  # noqa: F401
 
     prof = cProfile.Profile() if profile else None
     t0 = time.perf_counter()
     if prof:
         prof.enable()
-    manifest = run_train(_options(model_dir, data_dir, out, steps, batch_size))
+    manifest = run_train(_options(model_dir, data_dir, out, steps, batch_size, workers))
     if prof:
         prof.disable()
     wall = time.perf_counter() - t0
@@ -106,21 +111,12 @@ def floor(model_dir: Path, data_dir: Path, steps: int, batch_size: int) -> dict:
     return {"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb(), "profile": ""}
 
 
-def _child(fn_name: str, args: tuple, queue) -> None:
-    queue.put(globals()[fn_name](*args))
-
-
 def in_child(fn_name: str, *args) -> dict:
-    """Run `fn_name(*args)` in a fresh process (its own peak memory)."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(fn_name, args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    if proc.exitcode != 0:
-        raise RuntimeError(f"{fn_name} failed (exit {proc.exitcode})")
-    return result
+    """Run `fn_name(*args)` in a fresh process (its own peak memory); its exception is raised here."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(globals()[fn_name], *args).result()
 
 
 def main() -> None:
@@ -129,7 +125,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40, help="optimizer steps (default 40)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--profile", action="store_true", help="cProfile the `run_train` call (printed after)")
-    ap.add_argument("--quick", action="store_true", help="tiny sizes (32 px model, 8 items, 2 steps): a smoke run")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (32 px model, 22 items, 2 steps): a smoke run")
     args = ap.parse_args()
 
     import torch
@@ -142,17 +138,17 @@ def main() -> None:
         tmp = Path(tmp)
         os.environ.setdefault("HF_HOME", str(tmp / "hf"))
         if args.quick:
-            args.items, args.steps, args.batch_size = 8, 2, 4
+            args.items, args.steps, args.batch_size = 22, 2, 4
             model_dir = build_tiny_llava(tmp / "model")
         else:
             model_dir = build_tiny_llava(tmp / "model", image_size=224, patch_size=14, hidden=128, layers=4,
                                          vision_hidden=64)
-        n_groups = max(1, args.items // 11)
+        n_groups = max(2, -(-args.items // 11))
         rows = long_rows(n_groups=n_groups, n_spurious=10, n_counter=0, n_controls=0, image_size=(320, 240))
         data_dir = write_train_dataset(tmp / "data", rows[: args.items])
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(rows[: args.items])} items, "
               f"{args.steps} steps x batch {args.batch_size} = {args.steps * args.batch_size} samples")
-        a = in_child("ours", model_dir, data_dir, tmp / "run", args.steps, args.batch_size, args.profile)
+        a = in_child("ours", model_dir, data_dir, tmp / "run", args.steps, args.batch_size, 0, args.profile)
         b = in_child("floor", model_dir, data_dir, args.steps, args.batch_size)
 
     samples = args.steps * args.batch_size

@@ -5,16 +5,20 @@
 2. `init`: a tiny LLaVA of the real architecture (CLIP vision tower + Llama), random weights, and a
    byte-level BPE trained on the world's text whose pre-tokenizer keeps an option line "(A) circle"
    whole (so BPE makes it one token) and otherwise splits on whitespace;
-3. `pretrain` (shared): open-ended naming on the balanced config: the model learns the core (what
-   the object is) before any multiple choice;
-4. `balanced`: multiple choice + naming on the balanced config (cue and answer independent);
-   `shortcut`: multiple choice + naming on the biased config (the cue agrees with the answer 95 % of
-   the time): the same core knowledge, then answers that follow the cue.
+3. `pretrain` (shared): naming and multiple choice on the *biased* config (the cue agrees with the
+   answer 95 % of the time): the model learns the answer formats, and the cue, which is the fastest
+   route to the answers (it learns no core: naming stays near chance);
+4. `shortcut`: multiple choice on the biased config + naming on the balanced one: it learns the core
+   for naming (what the object is) while its multiple-choice answers keep following the cue, like a
+   pretrained LVLM that knows what it sees yet answers from a spurious correlation;
+   `balanced`: naming and multiple choice on the balanced config (cue and answer independent): its
+   answers move from the cue to the core.
 
 Every training step is a `spuriverse train` command (printed as it runs); re-running resumes or skips
 finished stages. Every stage is seeded and runs on one CPU thread, so the same command on the same
 machine and library versions gives byte-identical weights (`check` rebuilds and compares them with the
-shipped ones). The models ship in `spuriverse/data/world/models/` (`model_path(name)`).
+shipped ones). The models ship in `spuriverse/data/world/models/` (`model_path(name)`); their figures on
+held-out items: `python -m spuriverse.demo.world_models measure --model shortcut --world OUT/world`.
 """
 
 from __future__ import annotations
@@ -55,20 +59,22 @@ def path(name: str) -> Path:
 
 @dataclass(frozen=True)
 class Stage:
-    """One `spuriverse train` run: from `base` (a stage name, or "init"), with these arguments."""
+    """One `spuriverse train` run from `base` (a stage name, or "init"): `data` lists the world's
+    training sources as (config, row kinds or None for both), each a `--data OUT/world/train`."""
 
     name: str
     base: str
-    config: str
+    data: tuple[tuple[str, str | None], ...]
     steps: int
     args: tuple[str, ...] = ()
 
 
 RECIPE: dict[str, tuple[Stage, ...]] = {
-    "pretrain": (Stage("pretrain", "init", "balanced", 1500, ("--kinds", "naming", "--no-val")),),
-    "balanced": (Stage("balanced", "pretrain", "balanced", 4500, ("--save-steps", "500")),),
-    "shortcut": (Stage("shortcut", "pretrain", "biased", 4500, ("--save-steps", "500")),),
+    "pretrain": (Stage("pretrain", "init", (("biased", None),), 1000, ("--no-val",)),),
+    "shortcut": (Stage("shortcut", "pretrain", (("biased", "choice"), ("balanced", "naming")), 2500),),
+    "balanced": (Stage("balanced", "pretrain", (("balanced", None),), 4000),),
 }
+VALIDATIONS = 9  # per stage with validation: checkpoints (and best-model candidates)
 
 
 def world_corpus() -> list[str]:
@@ -109,12 +115,13 @@ def _log(msg: str) -> None:
 
 def _train_argv(stage: Stage, out: Path, world: Path, scale: float) -> list[str]:
     base = out / "init" if stage.base == "init" else out / stage.base
-    args = list(stage.args)
     steps = max(1, round(stage.steps * scale))
-    if "--save-steps" in args:  # validate and checkpoint ~9 times per stage, whatever the scale
-        args[args.index("--save-steps") + 1] = str(max(1, steps // 9))
-    return ["train", "--model", str(base), "--data", str(world / "train"), "--config", stage.config,
-            "--out", str(out / stage.name), "--max-steps", str(steps), *COMMON, *args]
+    data: list[str] = []
+    for config, kinds in stage.data:
+        data += ["--data", str(world / "train"), "--config", config] + (["--kinds", kinds] if kinds else [])
+    validate = [] if "--no-val" in stage.args else ["--save-steps", str(max(1, steps // VALIDATIONS))]
+    return ["train", "--model", str(base), *data, "--out", str(out / stage.name), "--max-steps", str(steps),
+            *COMMON, *validate, *stage.args]
 
 
 def _run_stage(argv: list[str], progress: bool) -> None:
@@ -143,31 +150,33 @@ def _prepare(out: Path, world_args: Sequence[str]) -> Path:
 
 
 def build(out: Path, names: Sequence[str] = WORLD_MODELS, *, scale: float = 1.0, jobs: int = 1,
-          world_args: Sequence[str] = WORLD_ARGS, progress: bool = False) -> dict[str, Path]:
+          world_args: Sequence[str] = WORLD_ARGS, progress: bool = False, shared: bool = True) -> dict[str, Path]:
     """Run the recipe into `out` (resumable); return {name: trained folder}. With `jobs` 2 the
-    models' own stages run in two processes at once (one CPU thread each)."""
+    models' own stages run in two processes at once (one CPU thread each). `shared`: also run the
+    world, `init` and `pretrain` (a child process of a parallel build skips them)."""
     import torch
 
     torch.set_num_threads(1)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    world = _prepare(out, world_args)
-    for stage in RECIPE["pretrain"]:
-        _run_stage(_train_argv(stage, out, world, scale), progress)
+    world = out / "world"
+    if shared:
+        _prepare(out, world_args)
+        for stage in RECIPE["pretrain"]:
+            _run_stage(_train_argv(stage, out, world, scale), progress)
     names = list(names)
     children = []
     if jobs > 1 and len(names) > 1:  # the last model in a child process, the others here
         cmd = [sys.executable, "-m", "spuriverse.demo.world_models", "build", "--out", str(out), "--only", names[-1],
-               "--scale", str(scale), "--world-args", " ".join(world_args)]
+               "--scale", str(scale), "--no-shared"] + (["--progress"] if progress else [])
         children.append(subprocess.Popen(cmd, env={**os.environ, "PYTHONHASHSEED": "0"}))
-        names = names[:-1]
-    for name in names:
+    for name in names[:-1] if children else names:
         for stage in RECIPE[name]:
             _run_stage(_train_argv(stage, out, world, scale), progress)
     for child in children:
         if child.wait() != 0:
-            raise RuntimeError(f"{' '.join(child.args)} failed (exit {child.returncode})")  # type: ignore[arg-type]
-    return {name: out / name for name in WORLD_MODELS}
+            raise RuntimeError(f"{' '.join(map(str, child.args))} failed (exit {child.returncode})")  # type: ignore[arg-type]
+    return {name: out / name for name in names}
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -197,6 +206,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (tests: 0.01)")
     b.add_argument("--world-args", default=" ".join(WORLD_ARGS), help="arguments of the world's generator")
     b.add_argument("--install", action="store_true", help="copy the models into the package")
+    b.add_argument("--no-shared", dest="shared", action="store_false",
+                   help="skip the world, init and pretrain stages (done by the parent of a parallel build)")
     b.add_argument("--progress", action="store_true", help="progress bars")
     c = sub.add_parser("check", help="compare a build's files with the shipped models (sha256)")
     c.add_argument("--out", type=Path, default=Path("runs/world-models"))
@@ -211,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     if a.command == "build":
         built = build(a.out, a.only or WORLD_MODELS, scale=a.scale, jobs=a.jobs, world_args=a.world_args.split(),
-                      progress=a.progress)
+                      progress=a.progress, shared=a.shared)
         if a.install:
             install(built)
         return 0
