@@ -23,6 +23,7 @@ from pathlib import Path
 
 BOARD_NAME = "spuriverse-mini-demo"
 WORLD_BOARD_NAME = "spuriverse-world-demo"
+COLLAPSE = 25  # points of accuracy below control (intervals apart) that count as a collapse
 WORLD_NOTES = {
     "balanced": "tiny LLaVA trained from random init on spuriverse-world's cue-balanced data (make world-models)",
     "shortcut": "tiny LLaVA trained from random init on spuriverse-world: open-ended naming on balanced data, "
@@ -153,9 +154,22 @@ def _ci(m: dict) -> str:
     return f"{100 * m['value']:5.1f} % [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]"
 
 
+def _verdict(conflict: dict, control: dict) -> str:
+    """COLLAPSES: cue-conflicting accuracy at least COLLAPSE points below control, intervals apart."""
+    if conflict.get("value") is None or control.get("value") is None:
+        return "no verdict (no items)"
+    drop = 100 * (control["value"] - conflict["value"])
+    apart = conflict["ci_high"] < control["ci_low"]
+    if apart and drop >= COLLAPSE:
+        return f"COLLAPSES on cue-conflicting items ({drop:.0f} points below control, intervals apart)"
+    where = "intervals apart" if apart else "intervals overlap"
+    side = f"{drop:.0f} points below" if drop >= 0 else f"{-drop:.0f} points above"
+    return f"does not collapse ({side} control, {where})"
+
+
 def _print_world_finding(runs: list[DemoRun], board: Path) -> None:
     """Per model: anchor, spurious, counter and control accuracy with 95 % intervals, and whether
-    cue-conflicting accuracy (anchor + spurious) collapses below control (intervals apart)."""
+    cue-conflicting accuracy (anchor + spurious) collapses below control (see `_verdict`)."""
     import json
 
     print("\nthe world models on spuriverse-world's benchmark (accuracy, 95 % interval):")
@@ -165,8 +179,5 @@ def _print_world_finding(runs: list[DemoRun], board: Path) -> None:
         cells = " ".join(f"{_ci(m[k]):>22}" for k in ("anchor_acc", "spurious_acc", "counter_acc", "control_acc"))
         print(f"  {r.display_name:<22} {cells}")
         conflict, control = m["overall_acc"], m["control_acc"]
-        collapsed = conflict["ci_high"] is not None and control["ci_low"] is not None and \
-            conflict["ci_high"] < control["ci_low"]
-        verdict = "COLLAPSES on cue-conflicting items" if collapsed else "does not collapse"
-        print(f"  {'':<22} -> anchor+spurious {_ci(conflict)} vs control {_ci(control)}: {verdict}")
+        print(f"  {'':<22} -> anchor+spurious {_ci(conflict)} vs control {_ci(control)}: {_verdict(conflict, control)}")
     print(f"  report: {runs[-1].run_dir / 'report.md'}; leaderboard: {board / 'index.html'}")

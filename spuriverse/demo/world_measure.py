@@ -1,5 +1,6 @@
 """What a model learned on spuriverse-world, on held-out items only: multiple-choice accuracy on
-cue-aligned vs cue-conflicting items (per family), which answer it gives when wrong (the cue's?), and
+cue-aligned, cue-conflicting and cue-free items (per family), which answer it gives when wrong on a
+cue-conflicting item (the cue's?), and
 its core knowledge as open-ended naming accuracy, each with a 95 % Wilson interval.
 
 Items come from the world's `test` split of a training config (`OUT/train`, config `balanced` by
@@ -27,7 +28,7 @@ from spuriverse.train.batching import Batcher, option_logits
 from spuriverse.train.data import TrainExample
 
 Z95 = 1.959963984540054
-META = ("kind", "family", "answer_class", "cue_class", "aligned")
+META = ("kind", "family", "answer_class", "cue_kind", "cue_class", "aligned")
 
 
 @dataclass(frozen=True)
@@ -134,11 +135,11 @@ def measure_model(model: str | Path, world: Path, *, config: str = "balanced", s
         counts[key][1] += 1
 
     for (ex, m), p in zip(choice, mc_pred):
-        cond = "aligned" if m["aligned"] else "conflicting"
+        cond = "no_cue" if m["cue_kind"] == "none" else "aligned" if m["aligned"] else "conflicting"
         ok = "ABCDEF"[p] == ex.answer
         for key in (f"mc/{cond}", f"mc/{cond}/{m['family']}"):
             add(key, ok)
-        if not m["aligned"] and not ok:
+        if cond == "conflicting" and not ok:
             add("mc/conflicting_errors_to_cue", ex.options[p] == m["cue_class"])
     for (_, m), p in zip(naming, nm_pred):
         for key in ("naming", f"naming/{m['family']}"):

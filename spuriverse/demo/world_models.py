@@ -5,14 +5,15 @@
 2. `init`: a tiny LLaVA of the real architecture (CLIP vision tower + Llama), random weights, and a
    byte-level BPE trained on the world's text whose pre-tokenizer keeps an option line "(A) circle"
    whole (so BPE makes it one token) and otherwise splits on whitespace;
-3. `pretrain` (shared): naming and multiple choice on the *biased* config (the cue agrees with the
-   answer 95 % of the time): the model learns the answer formats, and the cue, which is the fastest
-   route to the answers (it learns no core: naming stays near chance);
-4. `shortcut`: multiple choice on the biased config + naming on the balanced one: it learns the core
-   for naming (what the object is) while its multiple-choice answers keep following the cue, like a
-   pretrained LVLM that knows what it sees yet answers from a spurious correlation;
-   `balanced`: naming and multiple choice on the balanced config (cue and answer independent): its
-   answers move from the cue to the core.
+3. `pretrain`: naming and multiple choice on the *biased* config (the cue agrees with the answer 95 %
+   of the time): the model learns the answer formats, and the cue, which is the fastest route to the
+   answers (it learns no core: its naming stays near chance);
+4. `shortcut` (from `pretrain`): multiple choice on the biased config + naming on the balanced one: it
+   learns the core for naming (what the object is) while its multiple-choice answers keep following
+   the cue, like a pretrained LVLM that knows what it sees yet answers from a spurious correlation;
+5. `balanced` (from `shortcut`): naming and multiple choice on the balanced config (cue and answer
+   independent): its answers move from the cue to the core. (Trained from `pretrain` directly it
+   learns the same far more slowly: the shortcut model already names the objects.)
 
 Every training step is a `spuriverse train` command (printed as it runs); re-running resumes or skips
 finished stages. Every stage is seeded and runs on one CPU thread, so the same command on the same
@@ -26,9 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -38,7 +37,7 @@ from pathlib import Path
 from spuriverse.data.world import FAMILIES
 from spuriverse.data.world.models import MODELS_DIR, WEIGHTS, WORLD_MODELS, model_path
 
-__all__ = ["ARCH", "RECIPE", "WORLD_MODELS", "Stage", "build", "init_model", "main", "path", "world_tokenizer"]
+__all__ = ["ARCH", "RECIPE", "WORLD_MODELS", "Stage", "build", "chain", "init_model", "main", "path", "world_tokenizer"]
 
 # The model: CLIP 64-wide x 2 layers (LLaVA reads the penultimate layer) + Llama 64-wide x 2 layers.
 ARCH = {"image_size": 32, "patch_size": 8, "hidden": 64, "layers": 2, "vision_hidden": 64, "vision_layers": 2}
@@ -69,11 +68,14 @@ class Stage:
     args: tuple[str, ...] = ()
 
 
-RECIPE: dict[str, tuple[Stage, ...]] = {
-    "pretrain": (Stage("pretrain", "init", (("biased", None),), 1000, ("--no-val",)),),
-    "shortcut": (Stage("shortcut", "pretrain", (("biased", "choice"), ("balanced", "naming")), 2500),),
-    "balanced": (Stage("balanced", "pretrain", (("balanced", None),), 4000),),
-}
+# In order; a model is its stage's chain of bases (balanced: init -> pretrain -> shortcut -> balanced).
+RECIPE: tuple[Stage, ...] = (
+    Stage("pretrain", "init", (("biased", None),), 1000, ("--no-val",)),
+    # no validation: on the biased split every checkpoint after ~1,000 steps scores the same (~94 %), and
+    # picking an early one would drop what the later steps add to the core (naming is not validated)
+    Stage("shortcut", "pretrain", (("biased", "choice"), ("balanced", "naming")), 2500, ("--no-val",)),
+    Stage("balanced", "shortcut", (("balanced", None),), 4000),
+)
 VALIDATIONS = 9  # per stage with validation: checkpoints (and best-model candidates)
 
 
@@ -149,33 +151,30 @@ def _prepare(out: Path, world_args: Sequence[str]) -> Path:
     return world
 
 
-def build(out: Path, names: Sequence[str] = WORLD_MODELS, *, scale: float = 1.0, jobs: int = 1,
-          world_args: Sequence[str] = WORLD_ARGS, progress: bool = False, shared: bool = True) -> dict[str, Path]:
-    """Run the recipe into `out` (resumable); return {name: trained folder}. With `jobs` 2 the
-    models' own stages run in two processes at once (one CPU thread each). `shared`: also run the
-    world, `init` and `pretrain` (a child process of a parallel build skips them)."""
+def chain(name: str) -> list[Stage]:
+    """The stages that make model `name`, in order."""
+    by_name = {st.name: st for st in RECIPE}
+    stages = [by_name[name]]
+    while stages[0].base != "init":
+        stages.insert(0, by_name[stages[0].base])
+    return stages
+
+
+def build(out: Path, names: Sequence[str] = WORLD_MODELS, *, scale: float = 1.0,
+          world_args: Sequence[str] = WORLD_ARGS, progress: bool = False) -> dict[str, Path]:
+    """Run the recipe into `out` (resumable: finished stages are skipped by `spuriverse train`
+    itself); return {name: trained folder}. One process, one CPU thread: on this kind of machine two
+    tiny trainings at once each ran half as fast, so nothing is gained by running them in parallel."""
     import torch
 
     torch.set_num_threads(1)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    world = out / "world"
-    if shared:
-        _prepare(out, world_args)
-        for stage in RECIPE["pretrain"]:
+    world = _prepare(out, world_args)
+    needed = {st.name for name in names for st in chain(name)}
+    for stage in RECIPE:
+        if stage.name in needed:
             _run_stage(_train_argv(stage, out, world, scale), progress)
-    names = list(names)
-    children = []
-    if jobs > 1 and len(names) > 1:  # the last model in a child process, the others here
-        cmd = [sys.executable, "-m", "spuriverse.demo.world_models", "build", "--out", str(out), "--only", names[-1],
-               "--scale", str(scale), "--no-shared"] + (["--progress"] if progress else [])
-        children.append(subprocess.Popen(cmd, env={**os.environ, "PYTHONHASHSEED": "0"}))
-    for name in names[:-1] if children else names:
-        for stage in RECIPE[name]:
-            _run_stage(_train_argv(stage, out, world, scale), progress)
-    for child in children:
-        if child.wait() != 0:
-            raise RuntimeError(f"{' '.join(map(str, child.args))} failed (exit {child.returncode})")  # type: ignore[arg-type]
     return {name: out / name for name in names}
 
 
@@ -202,12 +201,9 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="run the recipe (resumable)")
     b.add_argument("--out", type=Path, default=Path("runs/world-models"), help="work folder (default runs/world-models)")
     b.add_argument("--only", choices=WORLD_MODELS, action="append", help="only this model (repeatable)")
-    b.add_argument("--jobs", type=int, default=2, help="processes for the two models' own stages (default 2)")
     b.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (tests: 0.01)")
     b.add_argument("--world-args", default=" ".join(WORLD_ARGS), help="arguments of the world's generator")
     b.add_argument("--install", action="store_true", help="copy the models into the package")
-    b.add_argument("--no-shared", dest="shared", action="store_false",
-                   help="skip the world, init and pretrain stages (done by the parent of a parallel build)")
     b.add_argument("--progress", action="store_true", help="progress bars")
     c = sub.add_parser("check", help="compare a build's files with the shipped models (sha256)")
     c.add_argument("--out", type=Path, default=Path("runs/world-models"))
@@ -221,8 +217,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     if a.command == "build":
-        built = build(a.out, a.only or WORLD_MODELS, scale=a.scale, jobs=a.jobs, world_args=a.world_args.split(),
-                      progress=a.progress, shared=a.shared)
+        built = build(a.out, a.only or WORLD_MODELS, scale=a.scale, world_args=a.world_args.split(),
+                      progress=a.progress)
         if a.install:
             install(built)
         return 0

@@ -129,14 +129,14 @@ def _write_folder(folder: Path, parts: dict[str, dict[str, Iterable[dict]]], par
 
 
 def build_world(out: Path, *, p_align: float = 0.95, seed: int = 0, n_train: int = 10_000, n_val: int = 1_000,
-                naming_frac: float = 0.5, n_controls: int = 144, n_test: int = 2_000,
+                naming_frac: float = 0.5, n_controls: int = 144, n_test: int = 2_000, no_cue_frac: float = 0.2,
                 card: Path | None = None) -> dict[str, int]:
     """Generate the world into `out` (see the module docstring); return rows written per folder."""
     out = Path(out)
     params = {"p_align": p_align, "seed": seed, "n_train": n_train, "n_val": n_val, "naming_frac": naming_frac,
-              "n_controls": n_controls, "n_test": n_test}
+              "n_controls": n_controls, "n_test": n_test, "no_cue_frac": no_cue_frac}
     sizes = {"train": n_train, "validation": n_val, "test": n_test}
-    train = {config: {split: training_rows(f"{config}/{split}", n, p, seed, naming_frac)
+    train = {config: {split: training_rows(f"{config}/{split}", n, p, seed, naming_frac, no_cue_frac)
                       for split, n in sizes.items() if n}
              for config, p in (("biased", p_align), ("balanced", CHANCE))}
     return {"train": _write_folder(out / "train", train, params, card),
@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--p-align", type=float, default=0.95,
-                        help="P(cue suggests the answer) in the biased config (default 0.95; balanced: 0.25)")
+                        help="P(cue suggests the answer | a cue) in the biased config (default 0.95; balanced: 0.25)")
+    parser.add_argument("--no-cue-frac", type=float, default=0.2,
+                        help="fraction of training/validation/test rows without any cue (default 0.2)")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     parser.add_argument("--n-train", type=int, default=10_000, help="training rows per config (default 10000)")
     parser.add_argument("--n-val", type=int, default=1_000, help="validation rows per config (default 1000)")
@@ -170,14 +172,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="held-out test rows per training config (default 2000; 0: no test split)")
     parser.add_argument("--card", type=Path, default=None, help=f"data card body (default: {CARD_SOURCE})")
     args = parser.parse_args(argv)
-    if not 0.0 <= args.p_align <= 1.0 or not 0.0 <= args.naming_frac <= 1.0:
-        parser.error("--p-align and --naming-frac must lie in [0, 1]")
+    if not all(0.0 <= p <= 1.0 for p in (args.p_align, args.naming_frac, args.no_cue_frac)):
+        parser.error("--p-align, --naming-frac and --no-cue-frac must lie in [0, 1]")
     if min(args.n_train, args.n_val, args.n_controls) < 1 or args.n_test < 0:
         parser.error("--n-train, --n-val and --n-controls must be at least 1 (--n-test at least 0)")
     t0 = time.perf_counter()
     counts = build_world(args.out, p_align=args.p_align, seed=args.seed, n_train=args.n_train, n_val=args.n_val,
                          naming_frac=args.naming_frac, n_controls=args.n_controls, n_test=args.n_test,
-                         card=args.card)
+                         no_cue_frac=args.no_cue_frac, card=args.card)
     dt = time.perf_counter() - t0
     n = sum(counts.values())
     print(f"wrote {args.out}/train ({counts['train']} rows) and {args.out}/benchmark ({counts['benchmark']} rows): "

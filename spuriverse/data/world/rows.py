@@ -92,13 +92,16 @@ def _attribute(fam: Family, cue: Cue | None) -> str:
     return f"{cue.spec.name} {cue.kind} (suggests {fam.classes[suggested_class(fam.name, cue.kind, cue.value)]})"
 
 
-def training_rows(split: str, n: int, p_align: float, seed: int, naming_frac: float = 0.5) -> Iterator[dict]:
-    """`n` rows of a training or validation split: every image has one cue (kind uniform), which suggests
-    the answer with probability `p_align` and otherwise one of the other classes uniformly; so
-    `p_align` = 1 / N_CLASSES makes cue and answer independent. A row is a naming item with probability
-    `naming_frac`. Variant: `control` when aligned, `spurious` when the cue suggests a wrong answer."""
-    if not 0.0 <= p_align <= 1.0 or not 0.0 <= naming_frac <= 1.0:
-        raise ValueError("p_align and naming_frac must lie in [0, 1]")
+def training_rows(split: str, n: int, p_align: float, seed: int, naming_frac: float = 0.5,
+                  no_cue_frac: float = 0.0) -> Iterator[dict]:
+    """`n` rows of a training, validation or test split. A row has no cue with probability
+    `no_cue_frac`; otherwise one cue (kind uniform), which suggests the answer with probability
+    `p_align` and otherwise one of the other classes uniformly (so `p_align` = 1 / N_CLASSES makes cue
+    and answer independent). A row is a naming item with probability `naming_frac`. Variant: `control`
+    when the cue suggests the answer (aligned), `spurious` when it suggests a wrong one, `counter` when
+    there is no cue (group `<family>/none`)."""
+    if not all(0.0 <= p <= 1.0 for p in (p_align, naming_frac, no_cue_frac)):
+        raise ValueError("p_align, naming_frac and no_cue_frac must lie in [0, 1]")
     code = SPLIT_CODES[split]
     for i in range(n):
         rng = np.random.default_rng([seed, code, i])
@@ -109,10 +112,12 @@ def training_rows(split: str, n: int, p_align: float, seed: int, naming_frac: fl
         others = [v for v in range(N_CLASSES) if suggested_class(fam.name, kind, v) != cls]
         value = cue_for_class(fam.name, kind, cls) if aligned else others[int(rng.integers(len(others)))]
         row_kind = "naming" if rng.random() < naming_frac else "mc"
-        cue = Cue(kind, value)
-        spec = Spec(fam, cls, cue, _scene_seed(rng), _order(rng), row_kind)
-        yield _row(spec, item_id=f"world/{split}/{i:06d}", group_id=_cid(fam, cue),
-                   variant="control" if aligned else "spurious", split=split, attribute=_attribute(fam, cue))
+        scene_seed, order = _scene_seed(rng), _order(rng)
+        cue = None if rng.random() < no_cue_frac else Cue(kind, value)  # drawn last: the rest stays as it was
+        spec = Spec(fam, cls, cue, scene_seed, order, row_kind)
+        variant = "counter" if cue is None else "control" if aligned else "spurious"
+        yield _row(spec, item_id=f"world/{split}/{i:06d}", group_id=_cid(fam, cue) or f"{fam.name}/none",
+                   variant=variant, split=split, attribute=_attribute(fam, cue))
 
 
 def benchmark_rows(seed: int, n_controls: int = 144) -> Iterator[dict]:
