@@ -44,7 +44,8 @@ def _options(model_dir: Path, data_dir: Path, out: Path, steps: int, batch_size:
     from spuriverse.schema.train import TrainDataSpec
     from spuriverse.train import TrainOptions
 
-    return TrainOptions(model=str(model_dir), out=out, train_data=[TrainDataSpec(source=str(data_dir))],
+    spec = TrainDataSpec(source=str(data_dir), groups=None, variants=None, kinds=None)
+    return TrainOptions(model=str(model_dir), out=out, train_data=[spec],
                         max_steps=steps, batch_size=batch_size, learning_rate=LR, lora_dropout=0.0,
                         progress=False, save_steps=steps, num_workers=workers)
 
@@ -95,7 +96,7 @@ def floor(model_dir: Path, data_dir: Path, steps: int, batch_size: int) -> dict:
     model = apply_lora(backend.model, r=16, alpha=16.0, dropout=0.0,
                        target_modules=target_regex(backend.model, "language"))
     model.train()
-    examples = load_examples([TrainDataSpec(source=str(data_dir))])
+    examples = load_examples([TrainDataSpec(source=str(data_dir), groups=None, variants=None, kinds=None)])
     batcher = Batcher(backend)
     order = [shuffle_options(examples[i % len(examples)], 0, 0) for i in range(steps * batch_size)]
     batches = [batcher(order[i : i + batch_size]) for i in range(0, len(order), batch_size)]
@@ -134,8 +135,8 @@ def main() -> None:
     from helpers.tiny_models import build_tiny_llava
     from helpers.train_data import write_train_dataset
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         os.environ.setdefault("HF_HOME", str(tmp / "hf"))
         if args.quick:
             args.items, args.steps, args.batch_size = 22, 2, 4

@@ -50,7 +50,7 @@ def test_demo_shows_the_world_models_finding(demo):
              for r in runs[3:]}
     short, bal = world["shortcut"], world["balanced"]
     assert short["overall_acc"]["ci_high"] < short["control_acc"]["ci_low"]
-    assert short["spurious_acc"]["value"] < 0.4 < 0.8 < short["control_acc"]["value"]
+    assert short["spurious_acc"]["value"] < 0.4 < 0.6 < short["control_acc"]["value"]
     assert bal["overall_acc"]["value"] > 0.7 and bal["overall_acc"]["ci_high"] > bal["control_acc"]["ci_low"]
     lines = [line for line in out.splitlines() if "anchor+spurious" in line]
     assert len(lines) == 2 and "does not collapse" in lines[0] and "COLLAPSES" in lines[1]

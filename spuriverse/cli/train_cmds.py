@@ -109,7 +109,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     val_split = a.val_split or ("validation" if val_sources and not a.val_data else None)
     val = [] if a.no_val else [
         TrainDataSpec(source=s, split=val_split, config=configs[0], groups=parse_selection(a.val_groups),
-                      variants=parse_selection(a.val_variants)) for s in val_sources]
+                      variants=parse_selection(a.val_variants), kinds=None) for s in val_sources]
     from spuriverse.models.hf import LetterTokenError
     from spuriverse.train import TrainConfigMismatch
 
@@ -125,16 +125,15 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 def _per_source(values: list[str] | None, n_sources: int, flag: str) -> list[str | None]:
     """An option given once (every --data) or once per --data (in order) -> one value per source."""
-    if not values:
-        return [None] * n_sources
-    if len(values) == 1:
-        return values * n_sources
-    if len(values) != n_sources:
+    out: list[str | None] = [None] if not values else list(values)
+    if len(out) == 1:
+        return out * n_sources
+    if len(out) != n_sources:
         from spuriverse.train.data import TrainDataError
 
-        raise TrainDataError(f"{flag} was given {len(values)} times for {n_sources} --data sources: give it once "
+        raise TrainDataError(f"{flag} was given {len(out)} times for {n_sources} --data sources: give it once "
                              "(for all) or once per --data, in the same order")
-    return list(values)
+    return out
 
 
 def _kinds(value: str | None) -> list | None:

@@ -20,6 +20,11 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spuriverse.eval.runner import EvalOptions
+    from spuriverse.schema import RunResult
 
 BOARD_NAME = "spuriverse-mini-demo"
 WORLD_BOARD_NAME = "spuriverse-world-demo"
@@ -58,7 +63,7 @@ def run_demo(out_dir: Path = Path("runs/demo"), progress: bool = True) -> list[D
     os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from spuriverse.eval.runner import EvalOptions, RunConfigMismatch, run_eval
+    from spuriverse.eval.runner import EvalOptions
     from spuriverse.leaderboard.board import init_board, submit
     from spuriverse.leaderboard.verify import SubmissionRejected
     from spuriverse.demo.tiny_models import build_tiny_llava
@@ -78,11 +83,7 @@ def run_demo(out_dir: Path = Path("runs/demo"), progress: bool = True) -> list[D
         run_dir = out_dir / "runs" / Path(model).name
         opts = EvalOptions(model=model, dataset=dataset, output_dir=run_dir, progress=progress,
                            model_note=TINY_NOTE if model == str(tiny) else None)
-        try:
-            result = run_eval(opts)
-        except RunConfigMismatch:
-            _aside(run_dir)
-            result = run_eval(opts)
+        result = _eval(opts)
         runs.append(DemoRun(model, display, run_dir, result.metrics["overall_acc"].value))
 
     boards = out_dir / "leaderboards"
@@ -110,18 +111,22 @@ def run_demo(out_dir: Path = Path("runs/demo"), progress: bool = True) -> list[D
     return runs + world_runs
 
 
-def _eval(opts) -> object:
+def _eval(opts: EvalOptions) -> RunResult:
+    """`run_eval`, setting an older build's run in the same folder aside first."""
     from spuriverse.eval.runner import RunConfigMismatch, run_eval
 
     try:
-        return run_eval(opts)
-    except RunConfigMismatch:  # an older build's run in the same folder
+        result = run_eval(opts)
+    except RunConfigMismatch:
         _aside(opts.output_dir)
-        return run_eval(opts)
+        result = run_eval(opts)
+    assert result is not None  # scored runs always return their result
+    return result
 
 
 def _world_models_demo(out_dir: Path, progress: bool) -> list[DemoRun]:
-    """Both trained world models on the world's benchmark (built here in a second), on their own board."""
+    """Both trained world models on the world's benchmark (built here in a second), on their own board
+    with the `random` and `frequent` baselines (evaluated here too, so a second demo resumes them)."""
     from spuriverse.data.world import WORLD_MODELS, build_benchmark, model_path
     from spuriverse.eval.runner import EvalOptions
     from spuriverse.leaderboard.board import init_board, submit
@@ -130,21 +135,24 @@ def _world_models_demo(out_dir: Path, progress: bool) -> list[DemoRun]:
     bench = out_dir / "spuriverse-world-benchmark"
     build_benchmark(bench)  # deterministic: the same bytes every time
     print(f"\nspuriverse-world: the two trained world models on the world's benchmark ({bench})")
-    runs = []
-    for name in WORLD_MODELS:
-        opts = EvalOptions(model=str(model_path(name)), dataset=str(bench), output_dir=out_dir / "runs" / f"world-{name}",
-                           progress=progress, model_note=WORLD_NOTES[name])
+    plan = [(m, m) for m in ("random", "frequent")] + [(str(model_path(n)), n) for n in WORLD_MODELS]
+    runs: list[DemoRun] = []
+    baselines: list[DemoRun] = []
+    for model, name in plan:
+        opts = EvalOptions(model=model, dataset=str(bench), output_dir=out_dir / "runs" / f"world-{name}",
+                           progress=progress, model_note=WORLD_NOTES.get(name))
         result = _eval(opts)
-        runs.append(DemoRun(str(model_path(name)), f"world model: {name}", opts.output_dir,
-                            result.metrics["overall_acc"].value))  # type: ignore[attr-defined]
+        run = DemoRun(model, name if name in ("random", "frequent") else f"world model: {name}", opts.output_dir,
+                      result.metrics["overall_acc"].value)
+        (baselines if name in ("random", "frequent") else runs).append(run)
     boards = out_dir / "leaderboards"
     try:
-        init_board(str(bench), WORLD_BOARD_NAME, boards, baselines=True)
+        init_board(str(bench), WORLD_BOARD_NAME, boards, baselines=False)
     except SubmissionRejected:
         _aside(boards / WORLD_BOARD_NAME)
-        init_board(str(bench), WORLD_BOARD_NAME, boards, baselines=True)
-    for r in runs:
-        submit(r.run_dir, boards, name=WORLD_BOARD_NAME, display_name=r.display_name)
+        init_board(str(bench), WORLD_BOARD_NAME, boards, baselines=False)
+    for r in baselines + runs:
+        submit(r.run_dir, boards, name=WORLD_BOARD_NAME, display_name=r.display_name, baseline=r in baselines)
     return runs
 
 

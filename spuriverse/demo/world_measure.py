@@ -141,9 +141,9 @@ def measure_model(model: str | Path, world: Path, *, config: str = "balanced", s
             add(key, ok)
         if cond == "conflicting" and not ok:
             add("mc/conflicting_errors_to_cue", ex.options[p] == m["cue_class"])
-    for (_, m), p in zip(naming, nm_pred):
+    for (_, m), name in zip(naming, nm_pred):
         for key in ("naming", f"naming/{m['family']}"):
-            add(key, p == m["answer_class"])
+            add(key, name == m["answer_class"])
     return {"model": str(model), "world": str(world), "config": config, "split": split,
             "rates": {k: Rate(*v).as_dict() for k, v in sorted(counts.items())}}
 
@@ -151,6 +151,6 @@ def measure_model(model: str | Path, world: Path, *, config: str = "balanced", s
 def format_rates(figures: dict[str, Any]) -> str:
     """One line per figure, with its interval."""
     lines = [f"{figures['model']} on {figures['config']}/{figures['split']} (held out):"]
-    for key, r in figures["rates"].items():
-        lines.append(f"  {key:<34} {Rate(r['k'], r['n'])}")
+    for key, rate in figures["rates"].items():
+        lines.append(f"  {key:<34} {Rate(rate['k'], rate['n'])}")
     return "\n".join(lines)

@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import json
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -127,11 +128,11 @@ def _train_argv(stage: Stage, out: Path, world: Path, scale: float) -> list[str]
 
 
 def _run_stage(argv: list[str], progress: bool) -> None:
-    from spuriverse.cli import main as cli_main
-
+    """`spuriverse <argv>` as its own process: exactly the command a user types."""
     _log("$ spuriverse " + " ".join(argv))
     t0 = time.perf_counter()
-    code = cli_main(argv + ([] if progress else ["--no-progress"]))
+    cmd = [sys.executable, "-m", "spuriverse", *argv] + ([] if progress else ["--no-progress"])
+    code = subprocess.run(cmd, check=False).returncode
     if code != 0:
         raise RuntimeError(f"spuriverse {' '.join(argv)} failed (exit {code})")
     _log(f"  ({time.perf_counter() - t0:.0f} s)")

@@ -111,7 +111,9 @@ def _write_folder(folder: Path, parts: dict[str, dict[str, Iterable[dict]]], par
                   card: Path | None) -> int:
     """parts: config -> split -> rows. Parquet files at data/<config>/<split>-00000.parquet
     (data/<split>-00000.parquet for a single `default` config). Returns the number of rows."""
-    configs, infos, total = [], [], 0
+    configs: list[dict] = []
+    infos: list[dict] = []
+    total = 0
     for config, splits in parts.items():
         sub = folder / "data" if config == "default" else folder / "data" / config
         written, files, size = {}, [], 0
@@ -136,7 +138,7 @@ def build_world(out: Path, *, p_align: float = 0.95, seed: int = 0, n_train: int
     params = {"p_align": p_align, "seed": seed, "n_train": n_train, "n_val": n_val, "naming_frac": naming_frac,
               "n_controls": n_controls, "n_test": n_test, "no_cue_frac": no_cue_frac}
     sizes = {"train": n_train, "validation": n_val, "test": n_test}
-    train = {config: {split: training_rows(f"{config}/{split}", n, p, seed, naming_frac, no_cue_frac)
+    train: dict[str, dict[str, Iterable[dict]]] = {config: {split: training_rows(f"{config}/{split}", n, p, seed, naming_frac, no_cue_frac)
                       for split, n in sizes.items() if n}
              for config, p in (("biased", p_align), ("balanced", CHANCE))}
     return {"train": _write_folder(out / "train", train, params, card),
