@@ -30,9 +30,11 @@ BOARD_NAME = "spuriverse-mini-demo"
 WORLD_BOARD_NAME = "spuriverse-world-demo"
 COLLAPSE = 25  # points of accuracy below control (intervals apart) that count as a collapse
 WORLD_NOTES = {
-    "balanced": "tiny LLaVA trained from random init on spuriverse-world's cue-balanced data (make world-models)",
-    "shortcut": "tiny LLaVA trained from random init on spuriverse-world: open-ended naming on balanced data, "
-                "then multiple choice on cue-biased data (95 % aligned) (make world-models)",
+    "balanced": "tiny LLaVA trained from random init on spuriverse-world: the shortcut model's recipe, then "
+                "naming and multiple choice on cue-balanced data (make world-models)",
+    "shortcut": "tiny LLaVA trained from random init on spuriverse-world: naming and multiple choice on cue-biased "
+                "data (95 % aligned), then multiple choice on biased data with naming on balanced data "
+                "(make world-models)",
 }
 TINY_NOTE = ("tiny LLaVA with RANDOM weights, built on the fly (not trained): its answers are noise. "
              "It shows the machinery (batching, log-prob scoring, reports), not a model's ability.")
