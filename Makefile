@@ -13,13 +13,17 @@ BASE        ?=
 INFLUENCE_WORLD ?= runs/influence-world
 ATTR_WORLD   ?= runs/attribution-world
 
-.PHONY: install browser eval curate-demo build-demo attribution-world test bench influence-world clean help
+WORLD_MODELS ?= runs/world-models
+
+.PHONY: install browser eval curate-demo build-demo world-models world-models-check attribution-world test bench influence-world clean help
 
 help:
 	@echo "make install   create $(VENV), install $(TORCH_SPEC) first, then spuriverse[dev]"
 	@echo "make eval      the offline demo (no GPU, no hub): spuriverse-mini, baselines, tiny LLaVA, leaderboard"
 	@echo "make eval MODEL=llava-1.5 [DATASET=...] [OUT=...] [ARGS='--limit 20']"
 	@echo "make curate-demo  the whole curation chain offline: mine -> judge -> review -> synth -> verify -> publish -> eval"
+	@echo "make world-models  train the two world models from random init (~15 min on 2 cores) into $(WORLD_MODELS)"
+	@echo "make world-models-check  rebuild them and compare with the shipped weights (sha256)"
 	@echo "make attribution-world [SHORTCUT=DIR BALANCED=DIR WORLD_BENCH=DIR]  attribution acceptance experiment on the world"
 	@echo "make test      run the offline test suite"
 	@echo "make bench     run the benchmarks in bench/"
@@ -86,6 +90,15 @@ curate-demo:
 	echo "== eval on the published benchmark"; \
 	$$S eval --model "$$D/models/tiny-llava" --dataset "$$D/dataset" --output-dir "$$D/eval" --no-progress; \
 	echo "curate-demo done: curation folder $$D/curation, dataset $$D/dataset, evaluation $$D/eval"
+
+# The two world models (spuriverse/demo/world_models.py): the world, a random-init tiny LLaVA, then
+# `spuriverse train` stage by stage (printed as they run; re-running resumes). The two models' own
+# stages run in two processes. ARGS='--install' copies the result into the package.
+world-models:
+	$(PY) -m spuriverse.demo.world_models build --out "$(WORLD_MODELS)" $(ARGS)
+
+world-models-check: world-models
+	$(PY) -m spuriverse.demo.world_models check --out "$(WORLD_MODELS)"
 
 # Old name of curate-demo, kept as an alias.
 build-demo: curate-demo

@@ -36,9 +36,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="training items: dataset folder, hub id or parquet/json(l) files (repeatable). Rows are "
                    "benchmark items (long or wide layout) or naming rows (item_id, question, target, image)")
     d.add_argument("--split", help="split of --data (default: train if present, else the only split)")
-    d.add_argument("--config", help="dataset config name")
+    d.add_argument("--config", action="append",
+                   help="dataset config name; given once per --data, each source gets its own (e.g. naming rows "
+                   "of one config and multiple choice of another)")
     d.add_argument("--groups", help="only these group ids: a,b,c or @file (one per line)")
     d.add_argument("--variants", help="only these variants, e.g. anchor,spurious")
+    d.add_argument("--kinds", action="append",
+                   help="only these row kinds: choice (multiple choice), naming (open-ended), e.g. naming; given once "
+                   "per --data, each source gets its own")
     d.add_argument("--val-data", action="append", metavar="SRC",
                    help="validation items (default: --data's 'validation' split when it has one)")
     d.add_argument("--val-split", help="split of the validation source (default: validation if present)")
@@ -102,17 +107,19 @@ def train_options(a: argparse.Namespace):
 
         torch.set_num_threads(a.threads)
     groups, variants = parse_selection(a.groups), parse_selection(a.variants)
-    train = [TrainDataSpec(source=s, split=a.split, config=a.config, groups=groups, variants=variants)
-             for s in a.data]
+    configs = _per_source(a.config, len(a.data), "--config")
+    kinds = [_kinds(k) for k in _per_source(a.kinds, len(a.data), "--kinds")]
+    train = [TrainDataSpec(source=s, split=a.split, config=c, groups=groups, variants=variants, kinds=k)
+             for s, c, k in zip(a.data, configs, kinds)]
     val_sources = a.val_data or []
     if not val_sources and not a.no_val and a.val_split is None:
-        # The training source's own validation split, when it has one.
-        if a.split in (None, "train") and "validation" in split_names(a.data[0], a.config):
+        # The (first) training source's own validation split, when it has one.
+        if a.split in (None, "train") and "validation" in split_names(a.data[0], configs[0]):
             val_sources = [a.data[0]]
     val_split = a.val_split or ("validation" if val_sources and not a.val_data else None)
     val = [] if a.no_val else [
-        TrainDataSpec(source=s, split=val_split, config=a.config, groups=parse_selection(a.val_groups),
-                      variants=parse_selection(a.val_variants)) for s in val_sources]
+        TrainDataSpec(source=s, split=val_split, config=configs[0], groups=parse_selection(a.val_groups),
+                      variants=parse_selection(a.val_variants), kinds=None) for s in val_sources]
     return _options(a, TrainOptions, train, val)
 
 
@@ -128,6 +135,30 @@ def _cmd_train(a: argparse.Namespace) -> int:
     if manifest is not None:
         _print_summary(manifest, a.out)
     return 0
+
+
+def _per_source(values: list[str] | None, n_sources: int, flag: str) -> list[str | None]:
+    """An option given once (every --data) or once per --data (in order) -> one value per source."""
+    out: list[str | None] = [None] if not values else list(values)
+    if len(out) == 1:
+        return out * n_sources
+    if len(out) != n_sources:
+        from spuriverse.train.data import TrainDataError
+
+        raise TrainDataError(f"{flag} was given {len(out)} times for {n_sources} --data sources: give it once "
+                             "(for all) or once per --data, in the same order")
+    return out
+
+
+def _kinds(value: str | None) -> list | None:
+    """--kinds a,b -> the row kinds (choice, naming); anything else is bad input."""
+    from spuriverse.train.data import TrainDataError, parse_selection
+
+    kinds = parse_selection(value)
+    bad = [k for k in kinds or [] if k not in ("choice", "naming")]
+    if bad:
+        raise TrainDataError(f"unknown row kind(s) {', '.join(bad)} in --kinds (choose from choice, naming)")
+    return kinds
 
 
 def _options(a: argparse.Namespace, TrainOptions, train, val):

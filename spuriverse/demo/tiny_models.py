@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 
@@ -44,15 +44,24 @@ def _corpus() -> list[str]:
 
 
 def build_tokenizer(extra_special: list[str] | None = None, vocab_size: int = 400,
-                    image_token: str = "<image>", named: dict[str, str] | None = None) -> PreTrainedTokenizerFast:
+                    image_token: str = "<image>", named: dict[str, str] | None = None,
+                    corpus: list[str] | None = None, split_pattern: str | None = None) -> PreTrainedTokenizerFast:
     """A byte-level BPE trained in-process; option letters with and without a space are single tokens.
     `image_token` is the placeholder the processor expands (Qwen-VL: "<|image_pad|>"); `named` are further
-    special tokens processors read as tokenizer attributes (Gemma 3: boi_token, eoi_token)."""
+    special tokens processors read as tokenizer attributes (Gemma 3: boi_token, eoi_token).
+    `corpus`: more training text. `split_pattern`: a regex whose matches are the pre-tokens (instead of
+    GPT-2's word/punctuation split), so BPE may merge within each match (e.g. a whole option line)."""
     named = dict(named or {})
     wanted = [image_token] + list(extra_special or []) + list(named.values())
     special = ["<pad>", "<s>", "</s>", "<unk>"] + list(dict.fromkeys(wanted))
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if split_pattern is None:
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(split_pattern), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -60,7 +69,7 @@ def build_tokenizer(extra_special: list[str] | None = None, vocab_size: int = 40
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         min_frequency=1,
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(_corpus() + list(corpus or []), trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token="<pad>",
@@ -113,9 +122,12 @@ def build_tiny_llava(
     hidden: int = 32,
     layers: int = 2,
     vision_hidden: int = 32,
+    vision_layers: int = 2,
     seed: int = 0,
+    tokenizer: PreTrainedTokenizerFast | None = None,
 ) -> Path:
-    """LLaVA-1.5 architecture (CLIP vision tower + Llama), random weights, saved to `out`."""
+    """LLaVA-1.5 architecture (CLIP vision tower + Llama), random weights, saved to `out` (with
+    `tokenizer`, or the default tiny one)."""
     from transformers import (
         CLIPImageProcessor,
         LlavaConfig,
@@ -124,7 +136,7 @@ def build_tiny_llava(
     )
 
     out = Path(out)
-    tok = build_tokenizer()
+    tok = tokenizer if tokenizer is not None else build_tokenizer()
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
     )
@@ -137,7 +149,7 @@ def build_tiny_llava(
         chat_template=LLAVA_CHAT_TEMPLATE,
     )
     config = LlavaConfig(
-        vision_config=_clip_vision_config(image_size, patch_size, vision_hidden),
+        vision_config=_clip_vision_config(image_size, patch_size, vision_hidden, vision_layers),
         text_config=_llama_text_config(tok, hidden, layers),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-2,

@@ -22,6 +22,8 @@ class TrainDataSpec(_Strict):
     config: str | None = None
     groups: list[str] | None = Field(None, description="only items of these group ids (None: all)")
     variants: list[str] | None = Field(None, description="only items of these variants (None: all)")
+    kinds: list[Literal["choice", "naming"]] | None = Field(
+        None, description="only these row kinds: choice (multiple choice), naming (open-ended; None: both)")
 
 
 class DataSummary(_Strict):

@@ -73,6 +73,7 @@ class Batcher:
     objective: str = "option"
     strategy: str = "direct"
     fillers: dict[str, TrainExample] = field(default_factory=dict)
+    _split_cache: dict[tuple[str, str], tuple[int, list[int]]] = field(default_factory=dict, repr=False)
 
     def request(self, ex: TrainExample) -> Request:
         """The eval request for a choice item; naming rows ask the bare question."""
@@ -118,17 +119,29 @@ class Batcher:
         return text if prompt[-1:].isspace() else " " + text
 
     def _target_tokens(self, prompt: str, cont: str, row_ids: torch.Tensor) -> int:
-        tok = self.backend.tokenizer
-        base = tok(prompt, add_special_tokens=False).input_ids
-        full = tok(prompt + cont, add_special_tokens=False).input_ids
-        common = next((k for k, (a, b) in enumerate(zip(base, full)) if a != b), min(len(base), len(full)))
-        n = len(full) - common  # a boundary merge moves the split left: a prompt char joins the target
+        n, full = self._target_split(prompt, cont)
         if n <= 0 or row_ids[-n:].tolist() != full[-n:]:
             raise CompletionUnsupported(
                 "the processor changes the text after the prompt (e.g. PaliGemma appends a newline), so the "
                 "completion objective cannot locate the target tokens; use --objective option"
             )
         return n
+
+    def _target_split(self, prompt: str, cont: str) -> tuple[int, list[int]]:
+        """(number of target tokens, token ids of prompt + continuation): tokenized once per distinct
+        pair (naming prompts and targets repeat across a dataset; a tokenizer call per row was a third
+        of the collation time)."""
+        key = (prompt, cont)
+        if key not in self._split_cache:
+            if len(self._split_cache) >= 65536:
+                self._split_cache.clear()
+            tok = self.backend.tokenizer
+            base = tok(prompt, add_special_tokens=False).input_ids
+            full = tok(prompt + cont, add_special_tokens=False).input_ids
+            common = next((k for k, (a, b) in enumerate(zip(base, full)) if a != b), min(len(base), len(full)))
+            # a boundary merge moves the split left: a prompt char joins the target
+            self._split_cache[key] = (len(full) - common, full)
+        return self._split_cache[key]
 
     def __call__(self, examples: Sequence[TrainExample]) -> dict[str, Any]:
         """A training batch: the option objective on choice items (naming rows always use the

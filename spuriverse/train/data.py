@@ -4,8 +4,8 @@
 Row kinds in one split (long layout):
 - **choice**: a benchmark item (`item_id`, `question`, `options`, `answer` letter, `image`, ...),
   validated exactly as `spuriverse eval` validates it;
-- **naming**: `item_id`, `question`, `target` (free text, non-blank), `image`, and no options: an
-  open-ended question whose answer is `target` (the completion loss learns it).
+- **naming**: `item_id`, `question`, `target` (free text, non-blank), `image` (any options are not
+  used): an open-ended question whose answer is `target` (the completion loss learns it).
 
 Images are kept encoded (bytes) and decoded per batch, so memory is the dataset's file size.
 Bad input is an error naming the row, before any model loads.
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from spuriverse.data.layouts import BenchmarkError, _text, long_item, options_from_row, wide_image_columns
+from spuriverse.data.layouts import BenchmarkError, _text, long_item, wide_image_columns
 from spuriverse.data.loading import _load_dataset, _pick_split, load_benchmark
 from spuriverse.models.base import ImageDecodeError, ImageInput
 from spuriverse.schema import VARIANTS
@@ -110,11 +110,9 @@ def _image_bytes(cell: Any, base_dir: Path | None) -> bytes | None:
 
 
 def _is_naming(row: dict[str, Any]) -> bool:
-    opts = row.get("options")
-    no_options = opts is None or (isinstance(opts, list) and not opts)
-    if "options" not in row:
-        no_options = not (options_from_row(row) or [])
-    return bool(_text(row.get("target"))) and no_options
+    """A non-blank `target` makes a naming row; options it may also carry are not used (the world's
+    naming rows keep their family's classes, so they stay valid benchmark rows)."""
+    return bool(_text(row.get("target")))
 
 
 _OWN_COLUMNS = ("item_id", "question", "options", "answer", "target", "image")
@@ -197,6 +195,8 @@ def split_names(source: str, config: str | None = None) -> list[str]:
 def _selected(ex: TrainExample, spec: TrainDataSpec) -> bool:
     if spec.groups is not None and ex.group_id not in spec.groups:
         return False
+    if spec.kinds is not None and ex.kind not in spec.kinds:
+        return False
     return spec.variants is None or ex.variant in spec.variants
 
 
@@ -232,7 +232,8 @@ def load_examples(specs: Sequence[TrainDataSpec], *, role: str = "training") -> 
         except BenchmarkError as exc:  # a row the benchmark layout rejects (e.g. more options than letters)
             raise TrainDataError(f"{spec.source}: {exc}") from None
     if not out:
-        sel = "" if all(s.groups is None and s.variants is None for s in specs) else " after --groups/--variants"
+        sel = "" if all(s.groups is None and s.variants is None and s.kinds is None for s in specs) \
+            else " after --groups/--variants/--kinds"
         raise TrainDataError(f"no {role} examples in {', '.join(s.source for s in specs)}{sel}")
     return out
 

@@ -1,9 +1,11 @@
-"""The HF `Trainer`, taught our two objectives, option-accuracy validation, and quiet progress."""
+"""The HF `Trainer`, taught our two objectives, option-accuracy validation, quiet progress, and how to
+load a fully fine-tuned checkpoint back (best model, resume)."""
 
 from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,32 @@ class SpuriTrainer(Trainer):
             losses.append(_weighted(completion_loss(model, inputs["lm"]), inputs["lm"]))
         total = torch.cat(losses).sum() / inputs["n"]
         return (total, {"logits": letters}) if return_outputs else total
+
+    # transformers 5 saves some architectures (LLaVA among them) under their legacy weight names, and
+    # the Trainer loads a full checkpoint back with load_state_dict(strict=False): for those nothing
+    # matched, so the best model was not loaded at the end and a resumed --full run went on from the base
+    # weights, with no error. A full model checkpoint is loaded through from_pretrained instead.
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        target = self.model if model is None else model
+        if not self._load_saved_model(target, resume_from_checkpoint):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self):
+        if not self._load_saved_model(self.model, self.state.best_model_checkpoint):
+            super()._load_best_model()
+
+    def _load_saved_model(self, model: Any, folder: str | None) -> bool:
+        """Load a `save_pretrained` checkpoint of the whole model into `model` (strict: every weight);
+        False where the Trainer's own loading applies (adapters, FSDP, DeepSpeed, no such files)."""
+        if folder is None or self.is_fsdp_enabled or self.is_deepspeed_enabled or hasattr(model, "peft_config"):
+            return False
+        path = Path(folder)
+        has_weights = any((path / f).is_file() for f in ("model.safetensors", "model.safetensors.index.json"))
+        if not (path / "config.json").is_file() or not has_weights:
+            return False
+        saved = type(model).from_pretrained(str(path), dtype=next(model.parameters()).dtype)
+        model.load_state_dict(saved.state_dict(), strict=True)
+        return True
 
     def get_eval_dataloader(self, eval_dataset=None):
         # Validation batches are choice items in their own option order (the train collator shuffles).

@@ -19,7 +19,7 @@ from spuriverse.data import load_benchmark
 from spuriverse.data import world
 from spuriverse.data.world import CORRELATIONS, CUE_KINDS, FAMILIES, N_CLASSES, Cue, render
 
-SMALL = {"n_train": 48, "n_val": 12, "n_controls": 6}
+SMALL = {"n_train": 48, "n_val": 12, "n_controls": 6, "n_test": 10}
 ALL_CUES = [None] + [Cue(k, v) for k in CUE_KINDS for v in range(N_CLASSES)]
 
 
@@ -50,7 +50,8 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_differs(built, tm
     world.build_world(other, p_align=0.9, seed=4, **SMALL)
     files = _files(built)
     assert {"train/README.md", "benchmark/README.md", "benchmark/data/test-00000.parquet",
-            "train/data/biased/train-00000.parquet", "train/data/balanced/validation-00000.parquet"} <= set(files)
+            "train/data/biased/train-00000.parquet", "train/data/balanced/validation-00000.parquet",
+            "train/data/biased/test-00000.parquet", "train/data/balanced/test-00000.parquet"} <= set(files)
     assert _files(again) == files
     theirs = _files(other)
     assert theirs.keys() == files.keys()
@@ -103,21 +104,35 @@ def test_written_images_and_masks_decode_to_the_rendered_scene(bench_rows):
 
 
 @pytest.mark.parametrize("p_align", [0.95, world.CHANCE])
-def test_p_align_is_honoured_within_a_binomial_interval(p_align):
-    n = 1200
-    rows = list(world.training_rows("biased/train", n, p_align, seed=1, naming_frac=0.5))
-    aligned = sum(r["aligned"] for r in rows)
-    sd = math.sqrt(n * p_align * (1 - p_align))
-    assert abs(aligned - n * p_align) <= 4.5 * sd, (aligned, n * p_align)
+def test_p_align_and_cue_free_rows_are_honoured_within_binomial_intervals(p_align):
+    n = 2000
+    rows = list(world.training_rows("biased/train", n, p_align, seed=1, naming_frac=0.5, no_cue_frac=0.2))
+    cued = [r for r in rows if r["cue_kind"] != "none"]
+    assert abs(len(cued) - 0.8 * n) <= 4.5 * math.sqrt(n * 0.16)
+    aligned = sum(r["aligned"] for r in cued)
+    sd = math.sqrt(len(cued) * p_align * (1 - p_align))
+    assert abs(aligned - len(cued) * p_align) <= 4.5 * sd, (aligned, len(cued) * p_align)
     naming = sum(r["kind"] == "naming" for r in rows)
     assert abs(naming - n / 2) <= 4.5 * math.sqrt(n / 4)
     for r in rows:
+        assert r["options"][ord(r["answer"]) - ord("A")] == r["answer_class"]
+        assert r["target"] == (r["answer_class"] if r["kind"] == "naming" else "")
+        if r["cue_kind"] == "none":  # a cue-free row: no cue pixels, its family's "none" group
+            assert r["variant"] == "counter" and not r["aligned"] and r["cue_class"] == r["correlation_id"] == ""
+            assert r["group_id"] == f"{r['family']}/none" and not _decode(r["cue_mask"]).any()
+            continue
         assert r["cue_kind"] in CUE_KINDS and (r["cue_class"] == r["answer_class"]) == r["aligned"]
         assert r["variant"] == ("control" if r["aligned"] else "spurious")
         assert r["correlation_id"] == r["group_id"] == f"{r['family']}/{r['cue_kind']}/{r['cue_value']}"
-        assert r["options"][ord(r["answer"]) - ord("A")] == r["answer_class"]
     if p_align == world.CHANCE:  # balanced: every class sees every cue value
-        assert len({(r["answer_class"], r["correlation_id"]) for r in rows}) == len(FAMILIES) * len(CUE_KINDS) * N_CLASSES ** 2
+        assert len({(r["answer_class"], r["correlation_id"]) for r in cued}) == len(FAMILIES) * len(CUE_KINDS) * N_CLASSES ** 2
+
+
+def test_cue_free_rows_are_drawn_last_so_the_other_rows_do_not_change():
+    with_free = list(world.training_rows("balanced/train", 60, world.CHANCE, seed=2, no_cue_frac=0.3))
+    without = list(world.training_rows("balanced/train", 60, world.CHANCE, seed=2, no_cue_frac=0.0))
+    same = [(a, b) for a, b in zip(with_free, without) if a["cue_kind"] != "none"]
+    assert 20 < len(same) < 60 and all(a == b for a, b in same)
 
 
 def test_benchmark_groups_follow_the_long_layout(bench_rows):
@@ -171,11 +186,34 @@ def test_spuriverse_eval_runs_on_the_benchmark(built, tmp_path, capsys):
 
 def test_cli_writes_both_folders_and_rejects_bad_arguments(tmp_path, capsys):
     assert world.main(["--out", str(tmp_path / "w"), "--n-train", "8", "--n-val", "4", "--n-controls", "3",
-                       "--p-align", "1.0"]) == 0
+                       "--p-align", "1.0", "--no-cue-frac", "0"]) == 0
     assert "items/s" in capsys.readouterr().out
     rows = load_benchmark(str(tmp_path / "w" / "train"), config="biased", split="train")
     assert [li.extras["aligned"] for li in rows.iter_items()] == [True] * 8
-    for bad in (["--p-align", "1.5"], ["--n-train", "0"], ["--naming-frac", "-0.1"]):
+    for bad in (["--p-align", "1.5"], ["--n-train", "0"], ["--naming-frac", "-0.1"], ["--no-cue-frac", "2"]):
         with pytest.raises(SystemExit):
             world.main(["--out", str(tmp_path / "x"), *bad])
     assert not (tmp_path / "x").exists()
+
+
+def test_the_benchmark_alone_has_the_bytes_of_a_whole_build(built, tmp_path):
+    alone = tmp_path / "bench"
+    assert world.build_benchmark(alone, seed=3, n_controls=6) == len(CORRELATIONS) * 13 + 6
+    assert _files(alone) == {k.split("/", 1)[1]: v for k, v in _files(built).items() if k.startswith("benchmark/")}
+
+
+def test_held_out_test_splits_and_naming_rows_load_for_training(built):
+    from spuriverse.schema.train import TrainDataSpec
+    from spuriverse.train.data import load_examples
+
+    for config in ("biased", "balanced"):
+        test = load_benchmark(str(built / "train"), config=config, split="test")
+        assert len(test) == SMALL["n_test"] and {li.extras["split"] for li in test.iter_items()} == {f"{config}/test"}
+    rows = list(world.training_rows("balanced/train", SMALL["n_train"], world.CHANCE, seed=3))
+    examples = load_examples([TrainDataSpec(source=str(built / "train"), config="balanced")])
+    assert [ex.item_id for ex in examples] == [r["item_id"] for r in rows]
+    for ex, r in zip(examples, rows):  # a naming row trains on its class word, a choice row on its letter
+        assert ex.kind == ("naming" if r["kind"] == "naming" else "choice")
+        assert ex.answer_text == r["answer_class"]
+    naming = load_examples([TrainDataSpec(source=str(built / "train"), config="balanced", kinds=["naming"])])
+    assert naming and len(naming) == sum(r["kind"] == "naming" for r in rows)

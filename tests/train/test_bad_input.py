@@ -164,3 +164,17 @@ def test_lora_trained_on_a_lora_loads_the_whole_chain(adapter_on_copy, train_dat
     for x, y in zip(second, merged, strict=True):
         assert x == pytest.approx(y, abs=1e-5)
     assert any(abs(x["A"] - z["A"]) > 1e-4 for x, z in zip(second, one))
+
+
+def test_kinds_selects_row_kinds_and_an_unknown_kind_is_refused(tiny_llava, train_data, tmp_path, capsys):
+    line = _fails(capsys, _train_argv(tiny_llava, train_data, tmp_path / "out", "--kinds", "naming,mc"))
+    assert "unknown row kind(s) mc" in line and "choice, naming" in line
+    assert not (tmp_path / "out").exists()
+    naming = load_examples([TrainDataSpec(source=str(train_data), kinds=["naming"])])
+    choice = load_examples([TrainDataSpec(source=str(train_data), kinds=["choice"])])
+    assert {ex.kind for ex in naming} == {"naming"} and {ex.kind for ex in choice} == {"choice"}
+    assert len(naming) + len(choice) == len(load_examples([TrainDataSpec(source=str(train_data))]))
+    assert main(_train_argv(tiny_llava, train_data, tmp_path / "out", "--kinds", "naming")) == 0
+    manifest = json.loads((tmp_path / "out" / "train.json").read_text())
+    assert manifest["train"]["n_choice"] == 0 and manifest["train"]["n_naming"] == len(naming)
+    assert manifest["config"]["train_data"][0]["kinds"] == ["naming"]

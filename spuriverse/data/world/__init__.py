@@ -12,23 +12,25 @@ naming rows) and DIR/benchmark (the native long layout: anchor / spurious / coun
 Deterministic: the same arguments and library versions give byte-identical files.
 
 The package, by idea: `design` (geometry, families, cues, correlations: data), `render` (one scene from
-independent seeded parts), `rows` (the rows of every split) and `build` (folders, cards, CLI). The data
-card is `data_cards/spuriverse-world.md`.
+independent seeded parts), `rows` (the rows of every split), `build` (folders, cards, CLI) and `models`
+(where the two trained world models ship: `model_path("balanced" | "shortcut")`). The data card is
+`data_cards/spuriverse-world.md`.
 """
 
 from __future__ import annotations
 
-from .build import CARD_SOURCE, build_world, features, main
+from .build import CARD_SOURCE, build_benchmark, build_world, features, main
 from .design import (
     CORRELATIONS, CUE_KIND_NAMES, CUE_KINDS, FAMILIES, FAMILY_BY_NAME, N_CLASSES, SIZE, Correlation, Cue, Family,
     cue_for_class, suggested_class,
 )
+from .models import WORLD_MODELS, WorldModelMissing, model_path
 from .render import Scene, render
 from .rows import CHANCE, EXTRA_COLUMNS, MASK_COLUMNS, NAME, N_COUNTER, N_SPURIOUS, benchmark_rows, png, training_rows
 
 __all__ = [
     "CARD_SOURCE", "CHANCE", "CORRELATIONS", "CUE_KINDS", "CUE_KIND_NAMES", "EXTRA_COLUMNS", "FAMILIES",
-    "FAMILY_BY_NAME", "MASK_COLUMNS", "NAME", "N_CLASSES", "N_COUNTER", "N_SPURIOUS", "SIZE", "Correlation", "Cue",
-    "Family", "Scene", "benchmark_rows", "build_world", "cue_for_class", "features", "main", "png", "render",
-    "suggested_class", "training_rows",
+    "FAMILY_BY_NAME", "MASK_COLUMNS", "NAME", "N_CLASSES", "N_COUNTER", "N_SPURIOUS", "SIZE", "WORLD_MODELS",
+    "Correlation", "Cue", "Family", "Scene", "WorldModelMissing", "benchmark_rows", "build_benchmark", "build_world",
+    "cue_for_class", "features", "main", "model_path", "png", "render", "suggested_class", "training_rows",
 ]

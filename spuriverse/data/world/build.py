@@ -2,7 +2,7 @@
 and the command line.
 
     OUT/train/       configs `biased` (cue aligned with p_align) and `balanced` (p_align = chance),
-                     each with splits `train` and `validation`
+                     each with splits `train`, `validation` and `test` (held out: never train or choose on it)
     OUT/benchmark/   the long-layout benchmark, one split `test` (`spuriverse eval --dataset OUT/benchmark`)
 """
 
@@ -35,6 +35,7 @@ def features():
     feats["aligned"] = Value("bool")
     feats["correlation_id"] = Value("string")
     feats["scene_seed"] = Value("int64")
+    feats["target"] = Value("string")
     for name in MASK_COLUMNS:
         feats[name] = Image()
     return Features(feats)
@@ -110,7 +111,9 @@ def _write_folder(folder: Path, parts: dict[str, dict[str, Iterable[dict]]], par
                   card: Path | None) -> int:
     """parts: config -> split -> rows. Parquet files at data/<config>/<split>-00000.parquet
     (data/<split>-00000.parquet for a single `default` config). Returns the number of rows."""
-    configs, infos, total = [], [], 0
+    configs: list[dict] = []
+    infos: list[dict] = []
+    total = 0
     for config, splits in parts.items():
         sub = folder / "data" if config == "default" else folder / "data" / config
         written, files, size = {}, [], 0
@@ -128,22 +131,25 @@ def _write_folder(folder: Path, parts: dict[str, dict[str, Iterable[dict]]], par
 
 
 def build_world(out: Path, *, p_align: float = 0.95, seed: int = 0, n_train: int = 10_000, n_val: int = 1_000,
-                naming_frac: float = 0.5, n_controls: int = 144, card: Path | None = None) -> dict[str, int]:
+                naming_frac: float = 0.5, n_controls: int = 144, n_test: int = 2_000, no_cue_frac: float = 0.2,
+                card: Path | None = None) -> dict[str, int]:
     """Generate the world into `out` (see the module docstring); return rows written per folder."""
     out = Path(out)
     params = {"p_align": p_align, "seed": seed, "n_train": n_train, "n_val": n_val, "naming_frac": naming_frac,
-              "n_controls": n_controls}
-    train = {
-        "biased": {"train": training_rows("biased/train", n_train, p_align, seed, naming_frac),
-                   "validation": training_rows("biased/validation", n_val, p_align, seed, naming_frac)},
-        "balanced": {"train": training_rows("balanced/train", n_train, CHANCE, seed, naming_frac),
-                     "validation": training_rows("balanced/validation", n_val, CHANCE, seed, naming_frac)},
-    }
-    return {
-        "train": _write_folder(out / "train", train, params, card),
-        "benchmark": _write_folder(out / "benchmark", {"default": {"test": benchmark_rows(seed, n_controls)}},
-                                   params, card),
-    }
+              "n_controls": n_controls, "n_test": n_test, "no_cue_frac": no_cue_frac}
+    sizes = {"train": n_train, "validation": n_val, "test": n_test}
+    train: dict[str, dict[str, Iterable[dict]]] = {config: {split: training_rows(f"{config}/{split}", n, p, seed, naming_frac, no_cue_frac)
+                      for split, n in sizes.items() if n}
+             for config, p in (("biased", p_align), ("balanced", CHANCE))}
+    return {"train": _write_folder(out / "train", train, params, card),
+            "benchmark": build_benchmark(out / "benchmark", seed=seed, n_controls=n_controls, card=card)}
+
+
+def build_benchmark(folder: Path, *, seed: int = 0, n_controls: int = 144, card: Path | None = None) -> int:
+    """Only the benchmark (the folder `spuriverse eval --dataset` reads), into `folder`; the same bytes
+    as `build_world(...)/benchmark` with that seed and `n_controls`. Returns the number of rows."""
+    params = {"seed": seed, "n_controls": n_controls}  # all the benchmark depends on
+    return _write_folder(Path(folder), {"default": {"test": benchmark_rows(seed, n_controls)}}, params, card)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,22 +161,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--p-align", type=float, default=0.95,
-                        help="P(cue suggests the answer) in the biased config (default 0.95; balanced: 0.25)")
+                        help="P(cue suggests the answer | a cue) in the biased config (default 0.95; balanced: 0.25)")
+    parser.add_argument("--no-cue-frac", type=float, default=0.2,
+                        help="fraction of training/validation/test rows without any cue (default 0.2)")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     parser.add_argument("--n-train", type=int, default=10_000, help="training rows per config (default 10000)")
     parser.add_argument("--n-val", type=int, default=1_000, help="validation rows per config (default 1000)")
     parser.add_argument("--naming-frac", type=float, default=0.5,
                         help="fraction of training/validation rows that are open-ended naming items (default 0.5)")
     parser.add_argument("--n-controls", type=int, default=144, help="benchmark control items (default 144)")
+    parser.add_argument("--n-test", type=int, default=2_000,
+                        help="held-out test rows per training config (default 2000; 0: no test split)")
     parser.add_argument("--card", type=Path, default=None, help=f"data card body (default: {CARD_SOURCE})")
     args = parser.parse_args(argv)
-    if not 0.0 <= args.p_align <= 1.0 or not 0.0 <= args.naming_frac <= 1.0:
-        parser.error("--p-align and --naming-frac must lie in [0, 1]")
-    if min(args.n_train, args.n_val, args.n_controls) < 1:
-        parser.error("--n-train, --n-val and --n-controls must be at least 1")
+    if not all(0.0 <= p <= 1.0 for p in (args.p_align, args.naming_frac, args.no_cue_frac)):
+        parser.error("--p-align, --naming-frac and --no-cue-frac must lie in [0, 1]")
+    if min(args.n_train, args.n_val, args.n_controls) < 1 or args.n_test < 0:
+        parser.error("--n-train, --n-val and --n-controls must be at least 1 (--n-test at least 0)")
     t0 = time.perf_counter()
     counts = build_world(args.out, p_align=args.p_align, seed=args.seed, n_train=args.n_train, n_val=args.n_val,
-                         naming_frac=args.naming_frac, n_controls=args.n_controls, card=args.card)
+                         naming_frac=args.naming_frac, n_controls=args.n_controls, n_test=args.n_test,
+                         no_cue_frac=args.no_cue_frac, card=args.card)
     dt = time.perf_counter() - t0
     n = sum(counts.values())
     print(f"wrote {args.out}/train ({counts['train']} rows) and {args.out}/benchmark ({counts['benchmark']} rows): "

@@ -47,7 +47,7 @@ class Family:
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("shape", "What shape is the object?", SHAPES, "the object's shape", (12, 18)),
+    Family("shape", "What shape is the object?", SHAPES, "the object's shape", (16, 22)),
     Family("colour", "What colour is the object?", tuple(OBJECT_COLOURS), "the object's colour", (10, 16)),
     Family("position", "Where is the object?", POSITIONS, "the object's quadrant", (8, 10)),
 )

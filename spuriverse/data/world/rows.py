@@ -25,9 +25,9 @@ NAME = "spuriverse-world"
 CHANCE = 1.0 / N_CLASSES
 N_SPURIOUS, N_COUNTER = 10, 2
 SPLIT_CODES = {"biased/train": 1, "biased/validation": 2, "balanced/train": 3, "balanced/validation": 4,
-               "benchmark": 5, "control": 6}
+               "benchmark": 5, "control": 6, "biased/test": 7, "balanced/test": 8}
 EXTRA_COLUMNS = ("kind", "split", "family", "answer_class", "cue_kind", "cue_value", "cue_class", "aligned",
-                 "correlation_id", "scene_seed", "core_mask", "cue_mask")
+                 "correlation_id", "scene_seed", "target", "core_mask", "cue_mask")
 MASK_COLUMNS = ("core_mask", "cue_mask")
 
 
@@ -67,6 +67,9 @@ def _row(spec: Spec, *, item_id: str, group_id: str, variant: str, split: str, a
         "cue_kind": cue.kind if cue else "none", "cue_value": cue.spec.name if cue else "",
         "cue_class": cue_class, "aligned": bool(cue) and cue_class == answer_class,
         "correlation_id": _cid(fam, cue), "scene_seed": spec.scene_seed,
+        # a naming row's open-ended answer (the class word; `spuriverse train` reads a row with a target as
+        # a naming row); blank on multiple-choice rows
+        "target": answer_class if spec.kind == "naming" else "",
         "core_mask": png(scene.core_mask), "cue_mask": png(scene.cue_mask),
     }
 
@@ -89,13 +92,16 @@ def _attribute(fam: Family, cue: Cue | None) -> str:
     return f"{cue.spec.name} {cue.kind} (suggests {fam.classes[suggested_class(fam.name, cue.kind, cue.value)]})"
 
 
-def training_rows(split: str, n: int, p_align: float, seed: int, naming_frac: float = 0.5) -> Iterator[dict]:
-    """`n` rows of a training or validation split: every image has one cue (kind uniform), which suggests
-    the answer with probability `p_align` and otherwise one of the other classes uniformly; so
-    `p_align` = 1 / N_CLASSES makes cue and answer independent. A row is a naming item with probability
-    `naming_frac`. Variant: `control` when aligned, `spurious` when the cue suggests a wrong answer."""
-    if not 0.0 <= p_align <= 1.0 or not 0.0 <= naming_frac <= 1.0:
-        raise ValueError("p_align and naming_frac must lie in [0, 1]")
+def training_rows(split: str, n: int, p_align: float, seed: int, naming_frac: float = 0.5,
+                  no_cue_frac: float = 0.0) -> Iterator[dict]:
+    """`n` rows of a training, validation or test split. A row has no cue with probability
+    `no_cue_frac`; otherwise one cue (kind uniform), which suggests the answer with probability
+    `p_align` and otherwise one of the other classes uniformly (so `p_align` = 1 / N_CLASSES makes cue
+    and answer independent). A row is a naming item with probability `naming_frac`. Variant: `control`
+    when the cue suggests the answer (aligned), `spurious` when it suggests a wrong one, `counter` when
+    there is no cue (group `<family>/none`)."""
+    if not all(0.0 <= p <= 1.0 for p in (p_align, naming_frac, no_cue_frac)):
+        raise ValueError("p_align, naming_frac and no_cue_frac must lie in [0, 1]")
     code = SPLIT_CODES[split]
     for i in range(n):
         rng = np.random.default_rng([seed, code, i])
@@ -106,10 +112,12 @@ def training_rows(split: str, n: int, p_align: float, seed: int, naming_frac: fl
         others = [v for v in range(N_CLASSES) if suggested_class(fam.name, kind, v) != cls]
         value = cue_for_class(fam.name, kind, cls) if aligned else others[int(rng.integers(len(others)))]
         row_kind = "naming" if rng.random() < naming_frac else "mc"
-        cue = Cue(kind, value)
-        spec = Spec(fam, cls, cue, _scene_seed(rng), _order(rng), row_kind)
-        yield _row(spec, item_id=f"world/{split}/{i:06d}", group_id=_cid(fam, cue),
-                   variant="control" if aligned else "spurious", split=split, attribute=_attribute(fam, cue))
+        scene_seed, order = _scene_seed(rng), _order(rng)
+        cue = None if rng.random() < no_cue_frac else Cue(kind, value)  # drawn last: the rest stays as it was
+        spec = Spec(fam, cls, cue, scene_seed, order, row_kind)
+        variant = "counter" if cue is None else "control" if aligned else "spurious"
+        yield _row(spec, item_id=f"world/{split}/{i:06d}", group_id=_cid(fam, cue) or f"{fam.name}/none",
+                   variant=variant, split=split, attribute=_attribute(fam, cue))
 
 
 def benchmark_rows(seed: int, n_controls: int = 144) -> Iterator[dict]:
@@ -122,7 +130,7 @@ def benchmark_rows(seed: int, n_controls: int = 144) -> Iterator[dict]:
         fam = next(f for f in FAMILIES if f.name == corr.family)
         wrong = [c for c in range(N_CLASSES) if c != corr.cls]
         cls, order = wrong[int(rng.integers(len(wrong)))], _order(rng)
-        items = [("anchor", "anchor", corr.cue)]
+        items: list[tuple[str, str, Cue | None]] = [("anchor", "anchor", corr.cue)]
         items += [("spurious", f"spurious_{k}", corr.cue) for k in range(1, N_SPURIOUS + 1)]
         items += [("counter", f"counter_{k}", None) for k in range(1, N_COUNTER + 1)]
         for variant, name, cue in items:
