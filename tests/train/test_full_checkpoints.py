@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 
 
 def _opts(model: Path, data: Path, out: Path, **kw) -> TrainOptions:
-    base = dict(model=str(model), out=out, method="full", train_data=[TrainDataSpec(source=str(data))],
+    base = dict(model=str(model), out=out, tuning="full", train_data=[TrainDataSpec(source=str(data))],
                 val_data=[TrainDataSpec(source=str(data), split="validation")], max_steps=6, save_steps=2,
                 batch_size=4, learning_rate=2e-2, save_total_limit=5, keep_checkpoints=True, progress=False)
     base.update(kw)
