@@ -3,7 +3,7 @@
 `spuriverse schema --out DIR` exports them as JSON Schema; the exported copies live in
 `spuriverse/schemas/` and a test keeps them in sync with these classes. Submodules: `core` (items,
 samples, runs), `leaderboard`, `curate` (the curation folder and image provenance), `summaries` (the
-stage summaries, ``*_summary.json``), `train` (`train.json`).
+stage summaries, ``*_summary.json``), `train` (`train.json`), `study` (the fine-tuning study's files).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from spuriverse.schema.leaderboard import *  # noqa: F403
 from spuriverse.schema.leaderboard import BenchmarkRecord, Leaderboard
 from spuriverse.schema.summaries import *  # noqa: F403
 from spuriverse.schema.summaries import JudgeSummary, MineSummary, ModelMineSummary, VerifyStageSummary
+from spuriverse.schema.study import CellRecord, SplitFile, StudyPlan, StudyResult
 from spuriverse.schema.train import TrainManifest
 
 EXPORTED: dict[str, type[BaseModel]] = {
@@ -53,6 +54,10 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "judge_summary": JudgeSummary,
     "verify_summary": VerifyStageSummary,
     "train_manifest": TrainManifest,
+    "study_plan": StudyPlan,
+    "study_split": SplitFile,
+    "study_cell": CellRecord,
+    "study_result": StudyResult,
 }
 
 
