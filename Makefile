@@ -10,13 +10,14 @@ OUT         ?= runs/$(subst /,_,$(subst :,_,$(MODEL)))
 ARGS        ?=
 CURATE_DEMO  ?= runs/curate-demo
 
-.PHONY: install browser eval curate-demo build-demo test bench clean help
+.PHONY: install browser eval curate-demo build-demo study-world test bench clean help
 
 help:
 	@echo "make install   create $(VENV), install $(TORCH_SPEC) first, then spuriverse[dev]"
 	@echo "make eval      the offline demo (no GPU, no hub): spuriverse-mini, baselines, tiny LLaVA, leaderboard"
 	@echo "make eval MODEL=llava-1.5 [DATASET=...] [OUT=...] [ARGS='--limit 20']"
 	@echo "make curate-demo  the whole curation chain offline: mine -> judge -> review -> synth -> verify -> publish -> eval"
+	@echo "make study-world  the held-out fine-tuning study on spuriverse-world (shortcut base model from make world-models)"
 	@echo "make test      run the offline test suite"
 	@echo "make bench     run the benchmarks in bench/"
 
@@ -83,6 +84,22 @@ curate-demo:
 
 # Old name of curate-demo, kept as an alias.
 build-demo: curate-demo
+
+# The fine-tuning study on the planted-cue world, with the shortcut-trained tiny base model (make
+# world-models): 3 seeds x (base + 4 data types + 5 group-ablation points) = 30 cells; resumes when re-run.
+# Its own copy of the world's benchmark has 480 controls (the group ablation needs 10 x 28 replacements
+# beside the 80 held-out controls); the correlations are the world's (same seed).
+STUDY_WORLD  ?= runs/study-world
+STUDY_MODEL  ?= runs/world-models/shortcut
+WORLD_SEED   ?= 0
+study-world:
+	@set -e; export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false TRANSFORMERS_VERBOSITY=error; \
+	test -d "$(STUDY_MODEL)" || { echo "error: no base model at $(STUDY_MODEL): run make world-models, or pass STUDY_MODEL=DIR"; exit 2; }; \
+	test -e "$(STUDY_WORLD)/world/benchmark/README.md" || $(PY) -m spuriverse.data.world --out "$(STUDY_WORLD)/world" \
+		--seed $(WORLD_SEED) --n-train 1 --n-val 1 --n-controls 480; \
+	$(BIN)/spuriverse study finetune --model "$(STUDY_MODEL)" --dataset "$(STUDY_WORLD)/world/benchmark" \
+		--out "$(STUDY_WORLD)/study" --seeds 42,123,7890 --ablation 0,25%,50%,75%,100% --epochs 5 --lr 2e-3 \
+		--batch-size 8 --threads 1 $(ARGS)
 
 test:
 	$(PY) -m pytest -q
