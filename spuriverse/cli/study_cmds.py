@@ -142,7 +142,9 @@ def _print_summary(study, out: Path) -> None:  # noqa: ANN001
         ci = f" [{100 * s.ci_low:.1f}, {100 * s.ci_high:.1f}]" if s.ci_low is not None else ""
         return f"{100 * s.mean:.1f}{ci}"
 
-    print(f"\nheld-out accuracy (%), mean over {len(study.config.seeds)} seeds [{100 * study.level:g} % t interval]")
+    n = len(study.config.seeds)
+    print("\nheld-out accuracy (%), " + (f"mean over {n} seeds [{100 * study.level:g} % t interval]" if n > 1 else
+                                          "one seed"))
     for row in study.table + study.ablation:
         cells = "  ".join(f"{s} {pct(row.splits[s].accuracy)}" for s in study.splits)
         print(f"  {row.label:<24} {cells}")

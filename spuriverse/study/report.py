@@ -101,7 +101,10 @@ def _save(fig: Figure, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _err(stats: list[SeedStat]) -> np.ndarray:
+def _err(stats: list[SeedStat]) -> np.ndarray | None:
+    """Error bars from the intervals (None when no value has one: one seed)."""
+    if all(s.ci_low is None for s in stats):
+        return None
     return np.array([[100 * (s.mean - s.ci_low), 100 * (s.ci_high - s.mean)]
                      if s.mean is not None and s.ci_low is not None and s.ci_high is not None else [0.0, 0.0]
                      for s in stats]).reshape(-1, 2).T
@@ -123,8 +126,9 @@ def plot_accuracy(study: StudyResult, path: Path) -> None:
     ax.set_ylim(0, 105)
     ax.set_ylabel("held-out accuracy (%)")
     ax.legend(fontsize=8, frameon=False, ncols=len(splits))
-    ax.set_title(f"{study.config.model}: mean over {len(study.config.seeds)} seeds "
-                 f"({100 * study.level:g} % t interval)", fontsize=10)
+    n = len(study.config.seeds)
+    what = f"mean over {n} seeds ({100 * study.level:g} % t interval)" if n > 1 else "one seed (no interval)"
+    ax.set_title(f"{study.config.model}: {what}", fontsize=10)
     _save(fig, path)
 
 

@@ -217,7 +217,11 @@ def _attempt(opts: StudyOptions, plan: StudyPlan, cell: CellPlan, *, wait: bool,
     try:
         with folder_lock(folder, stage="study cell", wait=wait):
             if not cell_done(opts.out, cell):
-                run_cell(opts, plan, cell)
+                try:
+                    run_cell(opts, plan, cell)
+                except Exception:
+                    _log(f"study: cell {cell.index} ({cell.name}) failed; what it finished is kept (re-run to resume)")
+                    raise
     except FolderBusy:
         if wait or strict:
             raise

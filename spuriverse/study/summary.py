@@ -120,9 +120,9 @@ def summarize(out: Path, plan: StudyPlan, level: float = LEVEL) -> StudyResult:
     """study.json's content from the finished cells (all of them must be finished)."""
     n_boot = plan.config.n_bootstrap
     bases = {c.seed: c for c in plan.cells if c.kind == "base"}
-    first = RunResult.model_validate_json((out / "cells" / bases[plan.config.seeds[0]].name / "eval" /
-                                           "results.json").read_text("utf-8"))
-    splits = held_out_splits(first)
+    present = {s for c in bases.values() for s in held_out_splits(RunResult.model_validate_json(
+        (out / "cells" / c.name / "eval" / "results.json").read_text("utf-8")))}
+    splits = [s for s in SPLIT_ORDER if s in present]
     results: list[CellResult] = []
     base_samples: dict[int, list[Sample]] = {}
     for seed, cell in bases.items():
