@@ -147,7 +147,8 @@ class CellResult(_Strict):
 
 
 class SeedStat(_Strict):
-    """A quantity over seeds: mean, Student-t interval (null with one seed), sd and the values."""
+    """A quantity over seeds: mean, Student-t interval (clipped to the quantity's possible range; null
+    with one seed), sd and the values."""
 
     mean: float | None
     ci_low: float | None = None

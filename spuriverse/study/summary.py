@@ -41,8 +41,10 @@ def _t_quantile(level: float, df: int) -> float:
     return float(t.ppf((1 + level) / 2, df))
 
 
-def seed_stat(values: Sequence[float | None], level: float = LEVEL) -> SeedStat:
-    """Mean over seeds with a Student-t interval (no interval for one seed or a missing value)."""
+def seed_stat(values: Sequence[float | None], level: float = LEVEL,
+              bounds: tuple[float, float] = (0.0, 1.0)) -> SeedStat:
+    """Mean over seeds with a Student-t interval, clipped to `bounds` (the possible range: [0, 1] for an
+    accuracy, [-1, 1] for a difference); no interval for one seed or a missing value."""
     vals = [float(v) for v in values if v is not None]
     if not vals:
         return SeedStat(mean=None, values=[])
@@ -51,7 +53,8 @@ def seed_stat(values: Sequence[float | None], level: float = LEVEL) -> SeedStat:
         return SeedStat(mean=mean, values=vals)
     sd = float(np.std(vals, ddof=1))
     half = _t_quantile(level, len(vals) - 1) * sd / math.sqrt(len(vals))
-    return SeedStat(mean=mean, ci_low=mean - half, ci_high=mean + half, sd=sd, values=vals)
+    return SeedStat(mean=mean, ci_low=max(bounds[0], mean - half), ci_high=min(bounds[1], mean + half), sd=sd,
+                    values=vals)
 
 
 def paired_t_p(diffs: Sequence[float]) -> float | None:
@@ -101,7 +104,8 @@ def _split_summary(cells: list[CellResult], split: str, level: float) -> SplitSu
     diffs = [g.diff for g in gains]
     t_p = paired_t_p([d for d in diffs if d is not None]) if None not in diffs else None
     pooled = mcnemar_p(sum(g.tuned_only for g in gains), sum(g.base_only for g in gains))[0]
-    return SplitSummary(accuracy=acc, gain=seed_stat(diffs, level), gain_t_p=t_p, pooled_mcnemar_p=pooled)
+    return SplitSummary(accuracy=acc, gain=seed_stat(diffs, level, (-1.0, 1.0)), gain_t_p=t_p,
+                        pooled_mcnemar_p=pooled)
 
 
 def _row(label: str, cells: list[CellResult], splits: list[str], level: float) -> RowSummary:
