@@ -90,7 +90,8 @@ build-demo: curate-demo
 # Its own copy of the world's benchmark has 480 controls (the group ablation needs 10 x 28 replacements
 # beside the 80 held-out controls); the correlations are the world's (same seed).
 STUDY_WORLD  ?= runs/study-world
-STUDY_MODEL  ?= runs/world-models/shortcut
+# the shipped shortcut model (spuriverse.data.world.models), else the one `make world-models` built
+STUDY_MODEL  ?= $(firstword $(wildcard spuriverse/data/world/models/shortcut) runs/world-models/shortcut)
 WORLD_SEED   ?= 0
 study-world:
 	@set -e; export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false TRANSFORMERS_VERBOSITY=error; \

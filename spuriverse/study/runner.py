@@ -42,6 +42,7 @@ from spuriverse.study.splits import (
 
 PLAN = "plan.json"
 CELL = "cell.json"
+_OWN = {"data", "splits", ".spuriverse"}  # what an interrupted preparation leaves (and the folder's lock)
 
 
 class StudyConfigMismatch(RuntimeError):
@@ -132,6 +133,9 @@ def prepare(opts: StudyOptions) -> StudyPlan:
             return _check_config(out, config)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise StudyDataError(f"{out} is not prepared yet: prepare it in one process first (e.g. with --list-cells)")
+    foreign = sorted(p.name for p in out.iterdir() if p.name.split(".lock")[0] not in _OWN) if out.is_dir() else []
+    if foreign:
+        raise StudyDataError(f"{out} is not empty ({', '.join(foreign[:3])}) and holds no {PLAN}: choose another --out")
     prepared = _design(config)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out, stage="study", wait=True):

@@ -42,3 +42,12 @@ def test_help(capsys):
     assert exc.value.code == 0
     text = capsys.readouterr().out
     assert "usage: spuriverse study finetune" in text and "--cell K" in text and "--quick" in text
+
+
+def test_a_folder_that_is_not_a_study_is_refused(study_bench, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert main(quick_args(tmp_path / "no-model", study_bench, out)) == 2
+    assert "is not empty (notes.txt) and holds no plan.json" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
