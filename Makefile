@@ -86,7 +86,7 @@ curate-demo:
 build-demo: curate-demo
 
 # The fine-tuning study on the planted-cue world, with the shortcut-trained tiny base model (make
-# world-models): 3 seeds x (base + 4 data types + 5 group-ablation points) = 30 cells; resumes when re-run.
+# world-models): 5 seeds x (base + 4 data types + 5 group-ablation points) = 50 cells; resumes when re-run.
 # Its own copy of the world's benchmark has 480 controls (the group ablation needs 10 x 28 replacements
 # beside the 80 held-out controls); the correlations are the world's (same seed).
 STUDY_WORLD  ?= runs/study-world
@@ -99,7 +99,7 @@ study-world:
 	test -e "$(STUDY_WORLD)/world/benchmark/README.md" || $(PY) -m spuriverse.data.world --out "$(STUDY_WORLD)/world" \
 		--seed $(WORLD_SEED) --n-train 1 --n-val 1 --n-controls 480; \
 	$(BIN)/spuriverse study finetune --model "$(STUDY_MODEL)" --dataset "$(STUDY_WORLD)/world/benchmark" \
-		--out "$(STUDY_WORLD)/study" --seeds 42,123,7890 --ablation 0,25%,50%,75%,100% --epochs 5 --lr 2e-3 \
+		--out "$(STUDY_WORLD)/study" --seeds 42,123,7890,54321,9876 --ablation 0,25%,50%,75%,100% --epochs 5 --lr 2e-3 \
 		--batch-size 8 --threads 1 $(ARGS)
 
 test:
