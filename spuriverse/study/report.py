@@ -28,7 +28,8 @@ def _one(v: float | None) -> str:
 
 
 def _p(p: float | None) -> str:
-    return "–" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
+    """" p=0.123", " p<0.001", or " p –" (undefined)."""
+    return " p –" if p is None else (" p<0.001" if p < 0.001 else f" p={p:.3f}")
 
 
 def _gain(s: SplitSummary) -> str:
@@ -36,7 +37,7 @@ def _gain(s: SplitSummary) -> str:
     if g is None or g.mean is None:
         return "–"
     ci = f" [{100 * g.ci_low:+.1f}, {100 * g.ci_high:+.1f}]" if g.ci_low is not None and g.ci_high is not None else ""
-    return f"{100 * g.mean:+.1f}{ci} (t p={_p(s.gain_t_p)}, McNemar p={_p(s.pooled_mcnemar_p)})"
+    return f"{100 * g.mean:+.1f}{ci} (t{_p(s.gain_t_p)}; McNemar{_p(s.pooled_mcnemar_p)})"
 
 
 def _table(rows: list[RowSummary], splits: list[str], first: str) -> list[str]:
@@ -80,8 +81,10 @@ def render_markdown(study: StudyResult) -> str:
         f"![accuracy]({ACCURACY_PNG})", "",
         "## Gain over the untuned base model", "",
         "Percentage points, tuned minus base on the same held-out items of each seed: mean over seeds "
-        f"[{level:g} % t interval]; a paired t-test over seeds and McNemar's test on the discordant items "
-        "of all seeds.", "", *_gain_table(study.table, splits), "",
+        f"[{level:g} % t interval]; a paired t-test over seeds (the seed is the unit) and McNemar's test on the "
+        "discordant items of all seeds. McNemar counts every item as independent, but the images of one "
+        "correlation are not: its p-values are optimistic; the t-test over seeds is the one to trust.", "",
+        *_gain_table(study.table, splits), "",
     ]
     if study.ablation:
         lines += ["## Ablation: spurious correlations in training", "",
