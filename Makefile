@@ -15,7 +15,7 @@ ATTR_WORLD   ?= runs/attribution-world
 
 WORLD_MODELS ?= runs/world-models
 
-.PHONY: install browser eval curate-demo build-demo world-models world-models-check attribution-world test bench influence-world clean help
+.PHONY: install browser eval curate-demo build-demo world-models world-models-check attribution-world study-world test bench influence-world clean help
 
 help:
 	@echo "make install   create $(VENV), install $(TORCH_SPEC) first, then spuriverse[dev]"
@@ -25,6 +25,7 @@ help:
 	@echo "make world-models  train the two world models from random init (~15 min on 2 cores) into $(WORLD_MODELS)"
 	@echo "make world-models-check  rebuild them and compare with the shipped weights (sha256)"
 	@echo "make attribution-world [SHORTCUT=DIR BALANCED=DIR WORLD_BENCH=DIR]  attribution acceptance experiment on the world"
+	@echo "make study-world  the held-out fine-tuning study on spuriverse-world (shortcut base model from make world-models)"
 	@echo "make test      run the offline test suite"
 	@echo "make bench     run the benchmarks in bench/"
 	@echo "make influence-world BASE=MODEL_DIR  the influence acceptance experiment on spuriverse-world"
@@ -109,6 +110,22 @@ build-demo: curate-demo
 attribution-world:
 	$(PY) bench/attribution_world.py --out "$(ATTR_WORLD)" $(if $(SHORTCUT),--shortcut "$(SHORTCUT)") \
 		$(if $(BALANCED),--balanced "$(BALANCED)") $(if $(WORLD_BENCH),--dataset "$(WORLD_BENCH)") $(ARGS)
+# The fine-tuning study on the planted-cue world, with the shortcut-trained tiny base model (make
+# world-models): 5 seeds x (base + 4 data types + 5 group-ablation points) = 50 cells; resumes when re-run.
+# Its own copy of the world's benchmark has 480 controls (the group ablation needs 10 x 28 replacements
+# beside the 80 held-out controls); the correlations are the world's (same seed).
+STUDY_WORLD  ?= runs/study-world
+# the shipped shortcut model (spuriverse.data.world.models), else the one `make world-models` built
+STUDY_MODEL  ?= $(firstword $(wildcard spuriverse/data/world/models/shortcut) runs/world-models/shortcut)
+WORLD_SEED   ?= 0
+study-world:
+	@set -e; export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false TRANSFORMERS_VERBOSITY=error; \
+	test -d "$(STUDY_MODEL)" || { echo "error: no base model at $(STUDY_MODEL): run make world-models, or pass STUDY_MODEL=DIR"; exit 2; }; \
+	test -e "$(STUDY_WORLD)/world/benchmark/README.md" || $(PY) -m spuriverse.data.world --out "$(STUDY_WORLD)/world" \
+		--seed $(WORLD_SEED) --n-train 1 --n-val 1 --n-controls 480; \
+	$(BIN)/spuriverse study finetune --model "$(STUDY_MODEL)" --dataset "$(STUDY_WORLD)/world/benchmark" \
+		--out "$(STUDY_WORLD)/study" --seeds 42,123,7890,54321,9876 --ablation 0,25%,50%,75%,100% --epochs 5 --lr 2e-3 \
+		--batch-size 8 --threads 1 $(ARGS)
 
 test:
 	$(PY) -m pytest -q

@@ -1,6 +1,6 @@
 """`spuriverse` command line: parses arguments, calls the stage functions, prints. No logic here.
 One module per stage registers its commands (eval_cmds, leaderboard_cmds, curate_cmds, train_cmds,
-diagnose_cmds)."""
+study_cmds, diagnose_cmds)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 import sys
 
 from spuriverse import __version__
-from spuriverse.cli import curate_cmds, diagnose_cmds, eval_cmds, leaderboard_cmds, train_cmds
+from spuriverse.cli import curate_cmds, diagnose_cmds, eval_cmds, leaderboard_cmds, study_cmds, train_cmds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"spuriverse {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for stage in (eval_cmds, leaderboard_cmds, curate_cmds, train_cmds, diagnose_cmds):
+    for stage in (eval_cmds, leaderboard_cmds, curate_cmds, train_cmds, study_cmds, diagnose_cmds):
         stage.register(sub)
     return parser
 

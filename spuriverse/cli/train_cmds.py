@@ -52,6 +52,15 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     d.add_argument("--no-val", action="store_true", help="no validation (no best-model selection)")
     d.add_argument("--allow-single-class", action="store_true",
                    help="train even when every example has the same correct answer")
+    groups = add_training_args(p)
+    groups["optimisation"].add_argument("--seed", type=int, default=0)
+    groups["runtime"].add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_training_args(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
+    """The tuning, optimisation and runtime options of a training run (`spuriverse train`, `train
+    compare-methods`, and every cell of `spuriverse study finetune`), in argument groups (returned by
+    name); `training_kwargs` turns them into `TrainOptions` keywords."""
     m = p.add_argument_group("method")
     x = m.add_mutually_exclusive_group()
     x.add_argument("--lora", dest="tuning", action="store_const", const="lora", help="peft LoRA (default)")
@@ -79,7 +88,6 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     h.add_argument("--batch-size", type=int, default=8, help="per-device batch size (default 8)")
     h.add_argument("--eval-batch-size", type=int, help="validation batch size (default --batch-size)")
     h.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
-    h.add_argument("--seed", type=int, default=0)
     r = p.add_argument_group("runtime")
     r.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     r.add_argument("--dtype", choices=["float32", "float16", "bfloat16"],
@@ -93,7 +101,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     r.add_argument("--keep-checkpoints", action="store_true", help="keep OUT/checkpoints after success")
     r.add_argument("--threads", type=int, help="torch intra-op threads (1 is fastest for tiny models on CPU)")
     r.add_argument("--num-workers", type=int, default=0, help="dataloader worker processes")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(tuning="lora")
+    return {"method": m, "optimisation": h, "runtime": r}
 
 
 def train_options(a: argparse.Namespace):
@@ -161,21 +170,26 @@ def _kinds(value: str | None) -> list | None:
     return kinds
 
 
-def _options(a: argparse.Namespace, TrainOptions, train, val):
-    """The command line as the stage's options."""
-    return TrainOptions(
-        model=a.model, out=a.out, train_data=train, val_data=val, model_revision=a.model_revision,
-        tuning=a.tuning, method=a.method, method_options=method_options(a), lora_r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=a.lora_dropout,
+def training_kwargs(a: argparse.Namespace) -> dict:
+    """The `TrainOptions` keywords of `add_training_args`' options."""
+    return dict(
+        tuning=a.tuning, lora_r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=a.lora_dropout,
         lora_target=a.lora_target, lora_target_modules=a.lora_target_modules, objective=a.objective,
         strategy=a.strategy, vocab_weight=a.vocab_weight, epochs=a.epochs, max_steps=a.max_steps,
         learning_rate=a.lr, lr_scheduler=a.scheduler, warmup=a.warmup, weight_decay=a.weight_decay,
         max_grad_norm=a.max_grad_norm, batch_size=a.batch_size, eval_batch_size=a.eval_batch_size,
-        grad_accum=a.grad_accum, seed=a.seed, dtype=a.dtype, bf16=a.bf16, fp16=a.fp16,
+        grad_accum=a.grad_accum, dtype=a.dtype, bf16=a.bf16, fp16=a.fp16,
         gradient_checkpointing=a.gradient_checkpointing, save_steps=a.save_steps,
         save_total_limit=a.save_total_limit, merge=a.merge, keep_checkpoints=a.keep_checkpoints,
         allow_single_class=a.allow_single_class, device=a.device, num_workers=a.num_workers,
-        progress=not a.no_progress,
     )
+
+
+def _options(a: argparse.Namespace, TrainOptions, train, val):
+    """The command line as the stage's options."""
+    return TrainOptions(model=a.model, out=a.out, train_data=train, val_data=val, model_revision=a.model_revision,
+                        seed=a.seed, progress=not a.no_progress, method=a.method, method_options=method_options(a),
+                        **training_kwargs(a))
 
 
 def _print_summary(manifest, out: Path) -> None:

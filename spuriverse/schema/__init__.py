@@ -4,7 +4,8 @@
 `spuriverse/schemas/` and a test keeps them in sync with these classes. Submodules: `core` (items,
 samples, runs), `leaderboard`, `curate` (the curation folder and image provenance), `summaries` (the
 stage summaries, ``*_summary.json``), `train` (`train.json`, `compare.json`), `attribution`
-(`spuriverse diagnose attribution`), `influence` (`spuriverse diagnose influence`).
+(`spuriverse diagnose attribution`), `influence` (`spuriverse diagnose influence`), `study` (the fine-tuning
+study's files).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from spuriverse.schema.summaries import JudgeSummary, MineSummary, ModelMineSumm
 from spuriverse.schema.influence import InfluenceManifest, InfluenceSummary, QueryInfluence, SelfInfluenceRow
 from spuriverse.schema.train import MethodComparison, TrainManifest
 from spuriverse.schema.attribution import AttributionManifest, AttributionRow, AttributionSummary, SanityRow
+from spuriverse.schema.study import CellRecord, SplitFile, StudyPlan, StudyResult
 
 EXPORTED: dict[str, type[BaseModel]] = {
     "item": Item,
@@ -65,6 +67,10 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "attribution_row": AttributionRow,
     "attribution_sanity": SanityRow,
     "attribution_summary": AttributionSummary,
+    "study_plan": StudyPlan,
+    "study_split": SplitFile,
+    "study_cell": CellRecord,
+    "study_result": StudyResult,
 }
 
 
