@@ -17,7 +17,7 @@ help:
 	@echo "make eval      the offline demo (no GPU, no hub): spuriverse-mini, baselines, tiny LLaVA, leaderboard"
 	@echo "make eval MODEL=llava-1.5 [DATASET=...] [OUT=...] [ARGS='--limit 20']"
 	@echo "make curate-demo  the whole curation chain offline: mine -> judge -> review -> synth -> verify -> publish -> eval"
-	@echo "make test      run the offline test suite"
+	@echo "make test      run the offline test suite and the type check (mypy)"
 	@echo "make bench     run the benchmarks in bench/"
 
 $(PY):
@@ -84,8 +84,13 @@ curate-demo:
 # Old name of curate-demo, kept as an alias.
 build-demo: curate-demo
 
+# The type check (mypy over spuriverse/, config in pyproject.toml) runs beside the tests: it is one
+# process reading mostly torch/transformers; the target fails when either fails.
 test:
-	$(PY) -m pytest -q
+	@log=$$(mktemp); $(PY) -m mypy > "$$log" 2>&1 & mypy=$$!; \
+	$(PY) -m pytest -q; tests=$$?; \
+	wait $$mypy; types=$$?; echo "== mypy (type check of spuriverse/)"; cat "$$log"; rm -f "$$log"; \
+	exit $$(( tests || types ))
 
 bench:
 	$(PY) bench/eval_throughput.py

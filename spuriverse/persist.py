@@ -204,6 +204,9 @@ def _open_append(path: Path) -> IO[bytes]:
     return os.fdopen(fd, "rb+", buffering=0)
 
 
+A = TypeVar("A", bound="JsonlAppender")
+
+
 class JsonlAppender:
     """Durable JSONL appender: repairs a torn last line at open, then writes, flushes and fsyncs
     every record (`append`) or batch (`append_many`) before returning."""
@@ -240,7 +243,7 @@ class JsonlAppender:
     def close(self) -> None:
         self._f.close()
 
-    def __enter__(self) -> JsonlAppender:
+    def __enter__(self: A) -> A:
         return self
 
     def __exit__(self, *exc: object) -> None:

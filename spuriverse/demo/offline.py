@@ -70,6 +70,7 @@ def run_demo(out_dir: Path = Path("runs/demo"), progress: bool = True) -> list[D
         except RunConfigMismatch:
             _aside(run_dir)
             result = run_eval(opts)
+        assert result is not None  # one process: the result is scored here
         runs.append(DemoRun(model, display, run_dir, result.metrics["overall_acc"].value))
 
     boards = out_dir / "leaderboards"

@@ -99,7 +99,8 @@ def write_canonical(run_dir: Path, samples: Iterable[Sample]) -> Path:
     """Atomically rewrite `samples.jsonl` in benchmark order (index, rotation) and remove merged
     shards, so identical runs give identical files whatever the completion order or process count."""
     target = run_dir / SAMPLES
-    atomic_write_jsonl(target, sorted(samples, key=_order_key))
+    ordered: list[Sample] = sorted(samples, key=_order_key)
+    atomic_write_jsonl(target, ordered)
     _drop_shards(run_dir)
     return target
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from spuriverse.schema.core import SCHEMA_VERSION, HarnessInfo, Strategy, _Strict
+from spuriverse.schema.core import SCHEMA_VERSION, HarnessInfo, Strategy, StrictModel
 
 Method = Literal["lora", "full"]
 Objective = Literal["option", "completion"]
@@ -14,7 +14,7 @@ LoraTarget = Literal["language", "vision", "both"]
 TrainStatus = Literal["running", "complete"]
 
 
-class TrainDataSpec(_Strict):
+class TrainDataSpec(StrictModel):
     """One data source as given on the command line, and what was selected from it."""
 
     source: str
@@ -24,7 +24,7 @@ class TrainDataSpec(_Strict):
     variants: list[str] | None = Field(None, description="only items of these variants (None: all)")
 
 
-class DataSummary(_Strict):
+class DataSummary(StrictModel):
     fingerprint: str = Field(description="sha256 over the selected examples (ids, text, answers, image bytes)")
     n_examples: int
     n_choice: int = Field(description="multiple-choice examples")
@@ -32,7 +32,7 @@ class DataSummary(_Strict):
     n_classes: int = Field(description="distinct correct answers (option text or target)")
 
 
-class LoraSettings(_Strict):
+class LoraSettings(StrictModel):
     r: int = Field(ge=1)
     alpha: float = Field(gt=0)
     dropout: float = Field(ge=0, lt=1)
@@ -40,7 +40,7 @@ class LoraSettings(_Strict):
     target_modules: str = Field(description="the regex peft matched (full module names)")
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """What defines a training run: a re-run with the same `--out` resumes only an identical config."""
 
     model: str = Field(description="--model as given (alias, hub id or folder)")
@@ -73,13 +73,13 @@ class TrainConfig(_Strict):
     merge: bool = False
 
 
-class EpochRecord(_Strict):
+class EpochRecord(StrictModel):
     epoch: int = Field(ge=1)
     train_loss: float | None = Field(description="mean training loss over the epoch's optimizer steps")
     steps: int = Field(ge=0)
 
 
-class EvalRecord(_Strict):
+class EvalRecord(StrictModel):
     step: int = Field(ge=0)
     epoch: float
     val_loss: float | None = None
@@ -87,7 +87,7 @@ class EvalRecord(_Strict):
     n: int = Field(ge=0)
 
 
-class TrainManifest(_Strict):
+class TrainManifest(StrictModel):
     """`train.json` in a trained model folder: written when training starts (status running) and
     completed at the end. `spuriverse eval --model DIR` loads the folder; this file says how it was made."""
 

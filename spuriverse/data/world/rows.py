@@ -122,7 +122,7 @@ def benchmark_rows(seed: int, n_controls: int = 144) -> Iterator[dict]:
         fam = next(f for f in FAMILIES if f.name == corr.family)
         wrong = [c for c in range(N_CLASSES) if c != corr.cls]
         cls, order = wrong[int(rng.integers(len(wrong)))], _order(rng)
-        items = [("anchor", "anchor", corr.cue)]
+        items: list[tuple[str, str, Cue | None]] = [("anchor", "anchor", corr.cue)]
         items += [("spurious", f"spurious_{k}", corr.cue) for k in range(1, N_SPURIOUS + 1)]
         items += [("counter", f"counter_{k}", None) for k in range(1, N_COUNTER + 1)]
         for variant, name, cue in items:
