@@ -2,23 +2,29 @@
 
 The fake server (tests/helpers/fake_openai.py) answers every request after `--latency` seconds.
 With `concurrency` requests in flight the ideal wall time is n * latency / concurrency; the
-reported ratio wall / ideal measures the client-side overhead (target <= 1.3).
+reported ratio wall / ideal measures the client-side overhead (target <= 1.3). Where that overhead
+goes is measured, not guessed: the CPU seconds per request of the client (its event-loop thread, where
+every request is built, sent and parsed, plus the calling thread) and of the server process, and with
+`--profile` a cProfile of the client's event-loop thread.
 
-    python bench/api_throughput.py [--n 1364] [--latency 0.1] [--concurrency 32]
+    python bench/api_throughput.py [--n 1364] [--latency 0.1] [--concurrency 32] [--profile]
     python bench/api_throughput.py --quick   # tiny sizes: a smoke run of every code path
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import io
 import os
+import pstats
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 from PIL import Image
 
 from spuriverse.models.base import ImageInput, Request
@@ -62,23 +68,41 @@ def start_server(latency: float) -> tuple[subprocess.Popen, str]:
     return proc, base_url
 
 
-def run_bench(n: int = 1364, latency: float = 0.1, concurrency: int = 32) -> dict[str, Any]:
-    """Run n generate requests through OpenAIBackend; return timing figures."""
+def _in_loop(backend: OpenAIBackend, fn: Any) -> Any:
+    """Run fn() on the backend's event-loop thread (where the client does its work) and return its value."""
+    async def call() -> Any:
+        return fn()
+    return backend._submit(call()).result()  # noqa: SLF001 - the bench reaches into the client's thread
+
+
+def run_bench(n: int = 1364, latency: float = 0.1, concurrency: int = 32,
+              profile: cProfile.Profile | None = None) -> dict[str, Any]:
+    """Run n generate requests through OpenAIBackend; return timing figures, and the CPU seconds the
+    client (event-loop thread + calling thread) and the server process spent."""
     requests = make_requests(n)
     proc, base_url = start_server(latency)
+    server = psutil.Process(proc.pid)
     backend = OpenAIBackend("fake-model", base_url=base_url, api_key="bench-key", concurrency=concurrency)
     try:
         seen: set[int] = set()
         errors = 0
+        loop_cpu0, main_cpu0, server_cpu0 = _in_loop(backend, time.thread_time), time.thread_time(), server.cpu_times()
+        if profile is not None:
+            _in_loop(backend, profile.enable)
         t0 = time.perf_counter()
         for pos, gen in backend.generate(requests):
             seen.add(pos)
             errors += gen.error is not None
         wall = time.perf_counter() - t0
+        if profile is not None:
+            _in_loop(backend, profile.disable)
+        loop_cpu = _in_loop(backend, time.thread_time) - loop_cpu0
+        main_cpu, server_cpu1 = time.thread_time() - main_cpu0, server.cpu_times()
     finally:
         backend.close()
         proc.terminate()
         proc.wait(timeout=10)
+    server_cpu = (server_cpu1.user + server_cpu1.system) - (server_cpu0.user + server_cpu0.system)
     if len(seen) != n:
         raise RuntimeError(f"only {len(seen)} of {n} positions came back")
     ideal = n * latency / concurrency
@@ -91,6 +115,9 @@ def run_bench(n: int = 1364, latency: float = 0.1, concurrency: int = 32) -> dic
         "ratio": wall / ideal if ideal else float("nan"),
         "requests_per_s": n / wall,
         "errors": errors,
+        "client_cpu_ms": 1000 * (loop_cpu + main_cpu) / n,
+        "loop_cpu_ms": 1000 * loop_cpu / n,
+        "server_cpu_ms": 1000 * server_cpu / n,
     }
 
 
@@ -130,16 +157,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", type=float, default=0.1, help="server latency per request in seconds")
     p.add_argument("--concurrency", type=int, default=32, help="requests in flight")
     p.add_argument("--quick", action="store_true", help="tiny sizes (22 requests, 10 ms latency, 4 in flight)")
+    p.add_argument("--profile", action="store_true", help="cProfile the client's event-loop thread during the run")
     args = p.parse_args(argv)
     if args.quick:
         args.n, args.latency, args.concurrency = 22, 0.01, 4
-    r = run_bench(args.n, args.latency, args.concurrency)
+    prof = cProfile.Profile() if args.profile else None
+    r = run_bench(args.n, args.latency, args.concurrency, prof)
     print(f"N            {r['n']}")
     print(f"wall         {r['wall_s']:.2f} s")
     print(f"ideal        {r['ideal_s']:.2f} s  (N x {r['latency_s']} / {r['concurrency']})")
     print(f"ratio        {r['ratio']:.2f}  (target <= 1.3)")
     print(f"requests/s   {r['requests_per_s']:.1f}")
     print(f"errors       {r['errors']}")
+    print(f"CPU/request  client {r['client_cpu_ms']:.2f} ms (event loop {r['loop_cpu_ms']:.2f}), "
+          f"server {r['server_cpu_ms']:.2f} ms; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+    if prof is not None:
+        for key in ("tottime", "cumulative"):
+            buf = io.StringIO()
+            pstats.Stats(prof, stream=buf).sort_stats(key).print_stats(20)
+            print(f"\n--- profile of the client's event-loop thread (by {key}) ---")
+            print("\n".join(line for line in buf.getvalue().splitlines() if line.strip()))
     e = run_eval_bench(max(1, args.n // 11), args.latency, args.concurrency)
     print(f"\nthrough run_eval ({e['n']} items: streaming, prompts, parsing, sample lines, scoring)")
     print(f"inference    {e['inference_s']:.2f} s  (whole run {e['total_s']:.2f} s)")

@@ -84,7 +84,14 @@ def read_run_samples(run_dir: Path, *, repair: bool = False) -> list[Sample]:
 
 
 class SampleWriter(JsonlAppender):
-    """Append-only writer: one JSON line per sample, durable (fsynced) before `write` returns."""
+    """Append-only writer: one JSON line per sample, written at once (a killed run keeps every sample
+    `write` returned), fsynced at most `SYNC_EVERY_S` later and at close (grouped: a fast model answers
+    faster than this disk fsyncs; see `spuriverse.persist`)."""
+
+    SYNC_EVERY_S = 1.0
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, sync_every_s=self.SYNC_EVERY_S)
 
     def write(self, sample: Sample) -> None:
         self.append(sample)
