@@ -7,6 +7,8 @@ One run, same model, same 1,364 items (124 groups x (anchor + 10 spurious)), mea
              bootstrap iterations, write results.json);
 - floor:     only `model(**inputs)` on the same batches, inputs prepared beforehand (no decoding,
              no processor, no I/O): what a perfect harness would cost;
+- ours, fsync per line: the same `run_eval` with one fsync per sample line (the sample writer groups
+             its fsyncs by default: see `spuriverse.persist`), to show what that costs;
 - reference: the reference code's loop: one item at a time, `generate(max_new_tokens=100)`,
              decode, parse. Timed on `--ref-items` items and extrapolated to all of them (a full
              pass takes many minutes); the per-item time is printed.
@@ -209,6 +211,16 @@ def main() -> None:
         result = run_eval(EvalOptions(model=str(model_dir), dataset=str(data_dir), output_dir=tmp / "run",
                                       batch_size=args.batch_size, progress=False, report=False))
         ours = time.perf_counter() - t0
+        from spuriverse.eval.samples import SampleWriter
+
+        default_sync, SampleWriter.SYNC_EVERY_S = SampleWriter.SYNC_EVERY_S, 0.0
+        t0 = time.perf_counter()
+        try:
+            run_eval(EvalOptions(model=str(model_dir), dataset=str(data_dir), output_dir=tmp / "run-fsync-each",
+                                 batch_size=args.batch_size, progress=False, report=False))
+        finally:
+            SampleWriter.SYNC_EVERY_S = default_sync
+        ours_fsync_each = time.perf_counter() - t0
         floor, floor_last, n = floor_time(model_dir, data_dir, args.batch_size)
         ref_per_item, ref_tokens = reference_time(model_dir, data_dir, args.ref_items) if args.ref_items else (0.0, 0.0)
         ref = ref_per_item * n
@@ -218,12 +230,14 @@ def main() -> None:
     print(f"\n{'':<28}{'seconds':>10}{'items/s':>10}")
     print(f"{'spuriverse eval (ours)':<28}{ours:>10.2f}{n / ours:>10.1f}")
     print(f"{'  of which inference':<28}{result.timings['inference_s']:>10.2f}")
+    print(f"{'ours, one fsync per line':<28}{ours_fsync_each:>10.2f}{n / ours_fsync_each:>10.1f}")
     print(f"{'pure forward (floor)':<28}{floor:>10.2f}{n / floor:>10.1f}")
     print(f"{'  last-position logits only':<28}{floor_last:>10.2f}{n / floor_last:>10.1f}")
     if args.ref_items:
         print(f"{'reference loop (extrap.)':<28}{ref:>10.2f}{n / ref:>10.2f}"
               f"   ({ref_per_item:.3f} s/item over {args.ref_items} items, {ref_tokens:.0f} new tokens/item)")
-    print(f"\nours / floor      = {ours / floor:.2f}   (target <= 1.3; vs last-position floor {ours / floor_last:.2f})")
+    print(f"\nours / floor      = {ours / floor:.2f}   (target <= 1.3; vs last-position floor {ours / floor_last:.2f}; "
+          f"with one fsync per line {ours_fsync_each / floor:.2f})")
     if args.ref_items:
         print(f"reference / ours  = {ref / ours:.1f}   (target >= 20)")
     print(f"(machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})")
