@@ -50,7 +50,14 @@ from helpers.bench_data import write_long_dataset  # noqa: E402
 from helpers.tiny_models import build_tiny_llava  # noqa: E402
 
 
-def floor_time(model_dir: Path, data_dir: Path, batch_size: int) -> tuple[float, float, int]:
+def cpu_s() -> float:
+    """CPU seconds this process has used (every thread): on a shared machine a steadier measure of the
+    work done than the wall clock."""
+    t = os.times()
+    return t.user + t.system
+
+
+def floor_time(model_dir: Path, data_dir: Path, batch_size: int) -> tuple[float, float, int, float]:
     """Forward passes only, on inputs built beforehand with the same processor and prompts, with
     all of torch's threads: the plain `model(**inputs)`, and the same computing only the last
     position's logits (what the harness needs; the stricter floor)."""
@@ -65,15 +72,16 @@ def floor_time(model_dir: Path, data_dir: Path, batch_size: int) -> tuple[float,
         rp = render_prompt(li.item.question, li.item.options, "direct")
         reqs.append(Request(system=rp.system, prompt=rp.user, image=li.image, letters=rp.letters))
     batches = [backend._prepare(reqs[i : i + batch_size])[3] for i in range(0, len(reqs), batch_size)]
-    times = []
+    times, cpu = [], 0.0
     with torch.inference_mode():
         for keep in (0, 1):
             backend.model(**batches[0], logits_to_keep=keep)  # warm-up
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_s()
             for inputs in batches:
                 backend.model(**inputs, logits_to_keep=keep).logits[:, -1, :].float().log_softmax(-1)
             times.append(time.perf_counter() - t0)
-    return times[0], times[1], len(reqs)
+            cpu = cpu_s() - c0  # the last-position floor's CPU
+    return times[0], times[1], len(reqs), cpu
 
 
 def reference_time(model_dir: Path, data_dir: Path, n_items: int) -> tuple[float, float]:
@@ -191,7 +199,11 @@ def main() -> None:
     ap.add_argument("--ref-items", type=int, default=30, help="items timed for the reference loop (0: skip it)")
     ap.add_argument("--profile", action="store_true", help="time the steps of one more `run_eval` call, then cProfile its pre-processing")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (2 groups, 2 reference items): a smoke run")
+    ap.add_argument("--threads", type=int, help="torch threads for every contender (default: torch's own, one per "
+                    "core); on a shared machine --threads 1 keeps the floor's threads from waiting on each other")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.quick:
         args.groups, args.ref_items = 2, 2
 
@@ -207,10 +219,10 @@ def main() -> None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
               f"{args.groups * 11} items, batch size {args.batch_size}")
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_s()
         result = run_eval(EvalOptions(model=str(model_dir), dataset=str(data_dir), output_dir=tmp / "run",
                                       batch_size=args.batch_size, progress=False, report=False))
-        ours = time.perf_counter() - t0
+        ours, ours_cpu = time.perf_counter() - t0, cpu_s() - c0
         from spuriverse.eval.samples import SampleWriter
 
         default_sync, SampleWriter.SYNC_EVERY_S = SampleWriter.SYNC_EVERY_S, 0.0
@@ -221,7 +233,7 @@ def main() -> None:
         finally:
             SampleWriter.SYNC_EVERY_S = default_sync
         ours_fsync_each = time.perf_counter() - t0
-        floor, floor_last, n = floor_time(model_dir, data_dir, args.batch_size)
+        floor, floor_last, n, floor_cpu = floor_time(model_dir, data_dir, args.batch_size)
         ref_per_item, ref_tokens = reference_time(model_dir, data_dir, args.ref_items) if args.ref_items else (0.0, 0.0)
         ref = ref_per_item * n
         if args.profile:
@@ -238,6 +250,8 @@ def main() -> None:
               f"   ({ref_per_item:.3f} s/item over {args.ref_items} items, {ref_tokens:.0f} new tokens/item)")
     print(f"\nours / floor      = {ours / floor:.2f}   (target <= 1.3; vs last-position floor {ours / floor_last:.2f}; "
           f"with one fsync per line {ours_fsync_each / floor:.2f})")
+    print(f"CPU seconds: ours {ours_cpu:.1f} (whole run), last-position floor {floor_cpu:.1f}: "
+          f"ours / floor = {ours_cpu / floor_cpu:.2f}")
     if args.ref_items:
         print(f"reference / ours  = {ref / ours:.1f}   (target >= 20)")
     print(f"(machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})")
