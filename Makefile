@@ -26,7 +26,7 @@ help:
 	@echo "make world-models-check  rebuild them and compare with the shipped weights (sha256)"
 	@echo "make attribution-world [SHORTCUT=DIR BALANCED=DIR WORLD_BENCH=DIR]  attribution acceptance experiment on the world"
 	@echo "make study-world  the held-out fine-tuning study on spuriverse-world (shortcut base model from make world-models)"
-	@echo "make test      run the offline test suite"
+	@echo "make test      run the offline test suite and the type check (mypy)"
 	@echo "make bench     run the benchmarks in bench/"
 	@echo "make influence-world BASE=MODEL_DIR  the influence acceptance experiment on spuriverse-world"
 	@echo "               (no BASE: trains a quick base first, into runs/world-base)"
@@ -127,8 +127,13 @@ study-world:
 		--out "$(STUDY_WORLD)/study" --seeds 42,123,7890,54321,9876 --ablation 0,25%,50%,75%,100% --epochs 5 --lr 2e-3 \
 		--batch-size 8 --threads 1 $(ARGS)
 
+# The type check (mypy over spuriverse/, config in pyproject.toml) runs beside the tests: it is one
+# process reading mostly torch/transformers; the target fails when either fails.
 test:
-	$(PY) -m pytest -q
+	@log=$$(mktemp); $(PY) -m mypy > "$$log" 2>&1 & mypy=$$!; \
+	$(PY) -m pytest -q; tests=$$?; \
+	wait $$mypy; types=$$?; echo "== mypy (type check of spuriverse/)"; cat "$$log"; rm -f "$$log"; \
+	exit $$(( tests || types ))
 
 bench:
 	$(PY) bench/eval_throughput.py

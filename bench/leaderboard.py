@@ -59,11 +59,10 @@ from helpers.bench_data import write_long_dataset  # noqa: E402
 from spuriverse.eval.results import build_result  # noqa: E402
 from spuriverse.eval.samples import read_run_samples  # noqa: E402
 from spuriverse.leaderboard import board as lb  # noqa: E402
-from spuriverse.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
+from spuriverse.persist import atomic_write_bytes, atomic_write_text  # noqa: E402
 from spuriverse.leaderboard.render import render_board  # noqa: E402
 from spuriverse.leaderboard.store import (  # noqa: E402
     board_lock,
-    config_key,
     gzip_bytes,
     slugify,
 )
@@ -117,17 +116,16 @@ def populate_direct(board_dir: Path, runs: list[Path]) -> None:
             scores = Scores(metrics=r.metrics, breakdowns=r.breakdowns, per_group=r.per_group, failures=r.failures,
                             bootstrap=r.bootstrap, failures_as_wrong=r.failures_count_as_wrong)
             run = VerifiedRun(path, r, samples, data, scores)
-            key = config_key(r.model.alias, r.model.checkpoint, r.model.revision, r.strategy, r.scoring, r.circular,
-                             r.model.blind, r.seed)
+            key = lb.run_config_key(r)
             slug = slugify(r.model.alias, key)
             sub = board_dir / lb.SUBMISSIONS / slug
             atomic_write_bytes(sub / "samples.jsonl.gz", gzip_bytes(data))
             atomic_write_text(sub / "results.json", r.model_dump_json(indent=1) + "\n")
-            atomic_write_text(sub / lb.OUTCOMES, json.dumps(lb._outcome_vector(run, record)))
-            entries[slug] = lb._entry(run, slug, key, None, False, [])
-        board = lb._rank(board.model_copy(update={"entries": list(entries.values())}), board_dir)
+            atomic_write_text(sub / lb.OUTCOMES, json.dumps(lb.outcome_vector(run, record)))
+            entries[slug] = lb.board_entry(run, slug, key, None, False, [])
+        board = lb.rank_entries(board.model_copy(update={"entries": list(entries.values())}), board_dir)
         atomic_write_text(board_dir / lb.BOARD, board.model_dump_json(indent=1) + "\n")
-        lb._render(board_dir)
+        render_board(board_dir)
 
 
 def reverify_all(board_dir: Path, scratch: Path) -> tuple[float, int]:

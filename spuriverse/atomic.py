@@ -1,4 +1,5 @@
-"""Atomic file writes (kept for existing imports): see `spuriverse.persist`, the one persistence layer."""
+"""Deprecated import path of `spuriverse.persist`'s atomic writes (the one persistence layer): import
+from `spuriverse.persist`. Kept only while code written against it (train, the world generator) moves."""
 
 from __future__ import annotations
 

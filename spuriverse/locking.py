@@ -25,13 +25,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from filelock import FileLock, Timeout
 
 from spuriverse.persist import atomic_write_json, check_regular
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+T = TypeVar("T")
 
 __all__ = ["LOCK_NAME", "FolderBusy", "folder_lock", "locks_folder"]
 
@@ -148,20 +149,21 @@ def folder_lock(folder: str | Path, *, stage: str, wait: bool | float = False, n
         lock.release()
 
 
-def locks_folder(arg: str, *, stage: str, wait: bool | float = False) -> Callable[[F], F]:
+def locks_folder(arg: str, *, stage: str,
+                 wait: bool | float = False) -> Callable[[Callable[P, T]], Callable[P, T]]:
     """Decorator: the function's folder argument `arg` is locked (`folder_lock`) while it runs."""
 
-    def deco(fn: F) -> F:
+    def deco(fn: Callable[P, T]) -> Callable[P, T]:
         sig = inspect.signature(fn)
 
         @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
             folder = Path(sig.bind_partial(*args, **kwargs).arguments[arg])
             if not folder.is_dir():  # the stage's own check names what is missing
                 return fn(*args, **kwargs)
             with folder_lock(folder, stage=stage, wait=wait):
                 return fn(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]  # same signature, by functools.wraps
+        return wrapper
 
     return deco

@@ -18,6 +18,12 @@ os.environ.update({
 })
 os.environ.pop("OPENAI_API_KEY", None)
 sys.path.insert(0, str(Path(__file__).parent))
+# `tests` is this folder: kronfluence's wheel installs a top-level `tests` package into site-packages, and
+# a regular package anywhere on sys.path wins over this namespace folder, so `from tests.eval...` (two
+# test modules share helpers that way) would import kronfluence's tests instead.
+_tests = type(sys)("tests")
+_tests.__path__ = [str(Path(__file__).parent)]
+sys.modules["tests"] = _tests
 
 import pytest  # noqa: E402
 

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from spuriverse.data.layouts import BenchmarkError
     from spuriverse.eval.runner import RunConfigMismatch
-    from spuriverse.curate.jsonl import CurationFileError
+    from spuriverse.data.curation import CurationFileError
     from spuriverse.eval.samples import SamplesFileError
     from spuriverse.synth.runner import SynthInputError
     from spuriverse.leaderboard.store import UnsafeName

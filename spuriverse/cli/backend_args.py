@@ -1,9 +1,12 @@
 """The model-backend flags shared by every command that runs a model through the harness
-(`spuriverse eval`, `spuriverse curate mine --model`), and the options dict they become."""
+(`spuriverse eval`, `spuriverse curate mine --model`), the options dict they become, and the
+offline switch both take before loading anything."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 BACKEND_FLAGS = ("model_revision", "device", "dtype", "device_map", "quantization", "base_url", "api_key",
@@ -27,3 +30,26 @@ def add_backend_args(g: argparse._ActionsContainer) -> None:
 def backend_options(a: argparse.Namespace) -> dict[str, Any]:
     """The backend keyword options of `add_backend_args` (model_revision is a run option, not here)."""
     return {k: getattr(a, k) for k in BACKEND_FLAGS if k != "model_revision"}
+
+
+def uses_hub(model: str, dataset: str) -> bool:
+    """Does this run name a hub dataset or hub model (not a local path, alias of an API model...)?"""
+    from spuriverse.models.registry import resolve_model
+
+    def remote(name: str) -> bool:
+        return not Path(name).expanduser().exists() and not any(ch in name for ch in "*?[")
+
+    try:
+        spec = resolve_model(model)
+    except ValueError:
+        return remote(dataset)
+    return remote(dataset) or (spec.backend == "hf" and remote(spec.checkpoint))
+
+
+def offline_if_hub_unreachable(model: str, dataset: str) -> None:
+    """Switch to offline mode (saying so) when the run needs the hub and the hub does not answer."""
+    from spuriverse.hub import go_offline_if_unreachable
+
+    if uses_hub(model, dataset) and go_offline_if_unreachable():
+        print("spuriverse: the Hugging Face hub is unreachable: offline mode (only cached or local "
+              "datasets/models load)", file=sys.stderr)

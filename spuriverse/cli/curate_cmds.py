@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spuriverse.synth.base import SYNTH_BACKENDS
+
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,8 +17,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
         "provenance JSON beside each. Re-running skips existing images; nothing is deleted; writes are atomic.",
     )
     p.add_argument("curation_dir", type=Path)
-    p.add_argument("--backend", required=True, choices=["text2img", "inpaint", "instruct", "openai", "stability"],
-                   help="text2img/inpaint/instruct: a diffusers pipeline; openai/stability: an image API")
+    p.add_argument("--backend", required=True, choices=list(SYNTH_BACKENDS),
+                   help="; ".join(f"{b.name}: {b.help}" for b in SYNTH_BACKENDS.values()))
     p.add_argument("--model", required=True, help="pipeline id or local folder; API model name (e.g. gpt-image-1)")
     p.add_argument("--revision", help="pipeline revision (hub)")
     p.add_argument("--n", type=int, default=4, help="images per variant (default 4)")

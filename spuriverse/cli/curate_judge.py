@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-PRESETS = ["aokvqa", "seedbench", "naturalbench", "generic"]
+from spuriverse.curate.judges import JUDGE_BACKENDS
+from spuriverse.curate.presets import preset_names
 
 
 def register(bsub: argparse._SubParsersAction) -> None:
@@ -31,8 +32,9 @@ def register(bsub: argparse._SubParsersAction) -> None:
     api = judge.add_argument_group("LLM judge")
     api.add_argument("--base-url", help="OpenAI-compatible endpoint (vLLM, SGLang, LiteLLM, ...; default: OpenAI)")
     api.add_argument("--api-key", help="API key (default: OPENAI_API_KEY); never written anywhere")
-    api.add_argument("--backend", choices=["auto", "openai", "hf"], default="auto",
-                     help="auto: an endpoint with --base-url or for names that are no local model, else HF")
+    api.add_argument("--backend", choices=["auto", *JUDGE_BACKENDS], default="auto",
+                     help="auto: an endpoint with --base-url or for names that are no local model, else the "
+                     "backend serving the model; " + "; ".join(f"{b.name}: {b.help}" for b in JUDGE_BACKENDS.values()))
     api.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     api.add_argument("--max-retries", type=int, default=3,
                      help="retries per error for API faults and, separately, for invalid answers (default 3)")
@@ -48,7 +50,8 @@ def register(bsub: argparse._SubParsersAction) -> None:
     api.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="HF judge: dtype on GPU")
     api.add_argument("--no-progress", action="store_true")
     ing = judge.add_argument_group("verdict ingest")
-    ing.add_argument("--preset", choices=PRESETS, help="layout of the --verdicts file (required with --verdicts)")
+    ing.add_argument("--preset", choices=preset_names("predictions"),
+                     help="layout of the --verdicts file (required with --verdicts)")
     ing.add_argument("--source", help="source name used when mining (default: the preset name)")
     ing.add_argument("--verdicts-judge", default="reference:gpt-4o", help="judge name recorded with ingested verdicts")
     judge.set_defaults(func=_cmd_judge)
@@ -58,16 +61,16 @@ def _cmd_judge(a: argparse.Namespace) -> int:
     if a.verdicts is not None:
         return _ingest(a)
     from spuriverse.curate.judge import JUDGMENTS, judge_errors
-    from spuriverse.curate.judge_backends import make_judge
+    from spuriverse.curate.judges import JudgeOptions, make_judge
 
     if not (a.curation_dir / "errors.jsonl").is_file():
         print(f"spuriverse curate judge: error: {a.curation_dir / 'errors.jsonl'} not found (run `spuriverse curate mine` "
               "first)", file=sys.stderr)
         return 2
     try:
-        backend = make_judge(a.judge, backend=a.backend, base_url=a.base_url, api_key=a.api_key,
-                             max_retries=a.max_retries, timeout=a.timeout, max_tokens=a.max_tokens,
-                             temperature=a.temperature, revision=a.revision, device=a.device, dtype=a.dtype)
+        backend = make_judge(a.judge, backend=a.backend, options=JudgeOptions(
+            base_url=a.base_url, api_key=a.api_key, max_retries=a.max_retries, timeout=a.timeout,
+            max_tokens=a.max_tokens, temperature=a.temperature, revision=a.revision, device=a.device, dtype=a.dtype))
     except ValueError as exc:
         print(f"spuriverse curate judge: error: {exc}", file=sys.stderr)
         return 2
@@ -75,8 +78,7 @@ def _cmd_judge(a: argparse.Namespace) -> int:
         summary = judge_errors(a.curation_dir, backend, concurrency=a.concurrency, missing_image=a.missing_image,
                                limit=a.limit, progress=not a.no_progress)
     finally:
-        if hasattr(backend, "close"):
-            backend.close()
+        backend.close()
     print(f"{summary.line()} -> {a.curation_dir / JUDGMENTS}")
     return 0 if summary.failed == 0 else 1
 

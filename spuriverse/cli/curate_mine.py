@@ -8,13 +8,10 @@ column mapping: `--preset`, `--map`); `--predictions FILE` ingests a table of pr
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from spuriverse.cli.backend_args import BACKEND_FLAGS, add_backend_args, backend_options
-
-PREDICTION_PRESETS = ["aokvqa", "seedbench", "naturalbench", "generic"]
-SOURCE_PRESETS = ["aokvqa", "seedbench", "generic"]  # spuriverse.curate.source.SOURCE_PRESETS (kept import-free)
+from spuriverse.cli.backend_args import BACKEND_FLAGS, add_backend_args, backend_options, offline_if_hub_unreachable
+from spuriverse.curate.presets import SOURCE_PRESETS, preset_names
 
 
 def register(bsub: argparse._SubParsersAction) -> None:
@@ -42,8 +39,9 @@ def register(bsub: argparse._SubParsersAction) -> None:
                       "parquet/CSV/JSONL file(s) (globs allowed)")
     mine.add_argument("--name", help="source name in candidate ids (default: the preset name; for the generic "
                       "preset with --model, the dataset's file or folder name)")
-    mine.add_argument("--preset", help=f"column mapping: --model {{{','.join(SOURCE_PRESETS)}}} (default generic); "
-                      f"--predictions {{{','.join(PREDICTION_PRESETS)}}} (required)")
+    mine.add_argument("--preset", help=f"source layout: --model {{{','.join(preset_names('dataset'))}}} (default "
+                      f"generic); --predictions {{{','.join(preset_names('predictions'))}}} (required). "
+                      + "; ".join(f"{p.name}: {p.help}" for p in SOURCE_PRESETS.values()))
     mine.add_argument("--out", type=Path, required=True, help="curation folder")
     g = mine.add_argument_group("--model mode")
     g.add_argument("--config", help="dataset config name")
@@ -70,17 +68,18 @@ def _cmd_mine(a: argparse.Namespace) -> int:
         if used:
             hint = " (the source name in ids is --name)" if "--source" in used else ""
             parser.error(f"{', '.join(used)}: only with --model; --predictions takes --preset, --name, --out{hint}")
+        known = preset_names("predictions")
         if a.preset is None:
-            parser.error(f"--predictions needs --preset ({', '.join(PREDICTION_PRESETS)})")
-        if a.preset not in PREDICTION_PRESETS:
-            parser.error(f"--preset {a.preset!r}: with --predictions one of {', '.join(PREDICTION_PRESETS)}")
+            parser.error(f"--predictions needs --preset ({', '.join(known)})")
+        if a.preset not in known:
+            parser.error(f"--preset {a.preset!r}: with --predictions one of {', '.join(known)}")
         return _cmd_predictions(a)
     if a.source is None:
         parser.error("--model needs --source (the source benchmark to run it over)")
     if a.use_reference_parsed:
         parser.error("--use-reference-parsed: only with --predictions")
-    if a.preset is not None and a.preset not in SOURCE_PRESETS:
-        parser.error(f"--preset {a.preset!r}: with --model one of {', '.join(SOURCE_PRESETS)}")
+    if a.preset is not None and a.preset not in preset_names("dataset"):
+        parser.error(f"--preset {a.preset!r}: with --model one of {', '.join(preset_names('dataset'))}")
     return _cmd_model(a, parser)
 
 
@@ -107,12 +106,7 @@ def _cmd_model(a: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                                 split=a.split, revision=a.revision)
     except ValueError as exc:
         parser.error(str(exc))
-    from spuriverse.cli.eval_cmds import _uses_hub
-    from spuriverse.hub import go_offline_if_unreachable
-
-    if _uses_hub(argparse.Namespace(model=a.model, dataset=spec.dataset)) and go_offline_if_unreachable():
-        print("spuriverse: the Hugging Face hub is unreachable: offline mode (only cached or local "
-              "datasets/models load)", file=sys.stderr)
+    offline_if_hub_unreachable(a.model, spec.dataset)
     from spuriverse.curate.mine_model import mine_with_model
 
     backend = backend_options(a)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spuriverse.eval.prompts import STRATEGIES, strategies_help
+
 
 def register(bsub: argparse._SubParsersAction) -> None:
     p = bsub.add_parser(
@@ -22,7 +24,7 @@ def register(bsub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", choices=["any", "all"], default="any", help="any (default) or all models must pass")
     p.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap resamples for the gap interval")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (and the random baseline's)")
-    p.add_argument("--strategy", default="direct", choices=["direct", "cot", "spurious_aware"])
+    p.add_argument("--strategy", default="direct", choices=list(STRATEGIES), help=strategies_help())
     p.add_argument("--batch-size", type=int, help="local models: batch size")
     p.add_argument("--device", help="local models: cpu, cuda, cuda:1 ...")
     p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="local models on GPU")

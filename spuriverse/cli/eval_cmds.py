@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from spuriverse.cli.backend_args import add_backend_args, backend_options
+from spuriverse.cli.backend_args import add_backend_args, backend_options, offline_if_hub_unreachable
+from spuriverse.eval.prompts import STRATEGIES, strategies_help
+
+if TYPE_CHECKING:
+    from spuriverse.schema import RunResult
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +31,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--side-table", action="append", dest="side_tables", metavar="[NAME=]FILE",
                    help="question/options/answer for wide-layout rows that lack them, e.g. "
                    "aokvqa=aokvqa_train_meta.csv (repeatable)")
-    p.add_argument("--strategy", default="direct", choices=["direct", "cot", "spurious_aware"])
+    p.add_argument("--strategy", default="direct", choices=list(STRATEGIES), help=strategies_help())
     p.add_argument("--scoring", default="auto", choices=["auto", "logprob", "generate"],
                    help="auto: option log-probs for local models with --strategy direct, else generation")
     p.add_argument("--batch-size", type=int, help="local models: batch size (default 8)")
@@ -50,26 +54,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_eval)
 
 
-def _uses_hub(a: argparse.Namespace) -> bool:
-    """Does this run name a hub dataset or hub model (not a local path, alias of an API model...)?"""
-    from spuriverse.models.registry import resolve_model
-
-    def remote(name: str) -> bool:
-        return not Path(name).expanduser().exists() and not any(ch in name for ch in "*?[")
-
-    try:
-        spec = resolve_model(a.model)
-    except ValueError:
-        return remote(a.dataset)
-    return remote(a.dataset) or (spec.backend == "hf" and remote(spec.checkpoint))
-
-
 def _cmd_eval(a: argparse.Namespace) -> int:
-    from spuriverse.hub import go_offline_if_unreachable
-
-    if _uses_hub(a) and go_offline_if_unreachable():
-        print("spuriverse: the Hugging Face hub is unreachable: offline mode (only cached or local "
-              "datasets/models load)", file=sys.stderr)
+    offline_if_hub_unreachable(a.model, a.dataset)
     from spuriverse.eval.runner import EvalOptions, run_eval
 
     out = a.output_dir or Path("runs") / a.model.replace("/", "_").replace(":", "_")
@@ -86,14 +72,14 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(result, out: Path) -> None:
+def _print_summary(result: RunResult, out: Path) -> None:
     m, f = result.metrics, result.failures
 
     def pct(key: str) -> str:
         v = m.get(key)
         if v is None or v.value is None:
             return "-"
-        ci = f" [{100 * v.ci_low:.1f}, {100 * v.ci_high:.1f}]" if v.ci_low is not None else ""
+        ci = f" [{100 * v.ci_low:.1f}, {100 * v.ci_high:.1f}]" if v.ci_low is not None and v.ci_high is not None else ""
         return f"{100 * v.value:.1f}%{ci}"
 
     print(f"\n{result.model.alias} on {result.benchmark.source} ({result.benchmark.fingerprint[:19]}...)")
@@ -194,6 +180,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     if not pc.n_shared:
         print("no shared items")
         return 1
+    assert pc.acc_a is not None and pc.acc_b is not None and pc.diff is not None and pc.mcnemar_p is not None
     ci = f" [{100 * pc.diff_ci[0]:+.1f}, {100 * pc.diff_ci[1]:+.1f}]" if pc.diff_ci else ""
     print(f"shared items {pc.n_shared}: A {100 * pc.acc_a:.1f}%  B {100 * pc.acc_b:.1f}%  "
           f"A-B {100 * pc.diff:+.1f} pp{ci} (95% group bootstrap)")

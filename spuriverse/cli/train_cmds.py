@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from spuriverse.eval.prompts import STRATEGIES, strategies_help
+
+if TYPE_CHECKING:  # imported where used: `spuriverse --help` does not load the training stack
+    from spuriverse.schema.train import TrainManifest
 
 from spuriverse.cli.method_args import add_compare, add_method_args, method_options
 
@@ -73,8 +79,8 @@ def add_training_args(p: argparse.ArgumentParser) -> dict[str, argparse._Argumen
     m.add_argument("--lora-target-modules", metavar="REGEX", help="peft target_modules regex (overrides --lora-target)")
     m.add_argument("--merge", action="store_true", help="write the merged model (adapter kept in OUT/adapter)")
     m.add_argument("--objective", choices=["option", "completion"], default="option")
-    m.add_argument("--strategy", choices=["direct", "cot", "spurious_aware"], default="direct",
-                   help="the eval prompt template to train with (default direct)")
+    m.add_argument("--strategy", choices=list(STRATEGIES), default="direct",
+                   help="the eval prompt template to train with (default direct): " + strategies_help())
     m.add_argument("--vocab-weight", type=float, default=0.0,
                    help="option objective: add this x the full-vocabulary CE of the answer letter (default 0)")
     h = p.add_argument_group("optimisation")
@@ -192,7 +198,7 @@ def _options(a: argparse.Namespace, TrainOptions, train, val):
                         **training_kwargs(a))
 
 
-def _print_summary(manifest, out: Path) -> None:
+def _print_summary(manifest: TrainManifest, out: Path) -> None:
     print(f"\n{manifest.config.model} -> {out} ({manifest.output}, {manifest.trainable_params:,} of "
           f"{manifest.total_params:,} parameters trained, {manifest.global_steps} steps, "
           f"{manifest.wall_time_s:.1f} s)")

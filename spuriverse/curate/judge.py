@@ -1,7 +1,7 @@
 """Stage 2 of curation: an LLM judge's verdict on every error -> ``judgments.jsonl``.
 
-For each `ErrorRecord` of ``errors.jsonl`` the judge (`judge_backends`: an OpenAI-compatible endpoint
-or a local HF model) gets one request: the anchor image, the question, the options, the model's wrong
+For each `ErrorRecord` of ``errors.jsonl`` the judge (a `JudgeBackend` of `spuriverse.curate.judges`: an
+OpenAI-compatible endpoint or a local HF model) gets one request: the anchor image, the question, the options, the model's wrong
 choice and the right answer (prompt: ``templates/judge.toml``), and must answer a `JudgeOutput`
 (spurious yes/no, rationale, core and top-2 spurious attributes, positive/negative scene lines).
 
@@ -32,15 +32,15 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from tqdm.auto import tqdm
 
-from spuriverse.curate.candidates import ERRORS, JUDGMENTS
-from spuriverse.curate.jsonl import append_jsonl, read_jsonl
-from spuriverse.curate.judge_backends import JudgeRequest, JudgeResult, judge_schema
+from spuriverse.curate.judge_backends import judge_schema
+from spuriverse.curate.judges import JudgeBackend, JudgeRequest, JudgeResult
+from spuriverse.data.curation import ERRORS, JUDGMENTS, read_jsonl
+from spuriverse.eval.prompts import format_option, format_options
 from spuriverse.models.base import ImageDecodeError, ImageInput
-from spuriverse.persist import atomic_write_jsonl, atomic_write_text
+from spuriverse.persist import append_jsonl, atomic_write_jsonl, atomic_write_text
 from spuriverse.schema import ErrorRecord, JudgeSummary, Judgment, letters_for
 from spuriverse.locking import locks_folder
 
@@ -80,14 +80,14 @@ def load_template() -> JudgeTemplate:
 def _choice(letter: str | None, options: list[str]) -> str | None:
     letters = letters_for(len(options))
     if letter in letters:
-        return f"({letter}) {options[letters.index(letter)].strip()}"
+        return format_option(letter, options[letters.index(letter)])
     return None
 
 
 def render_prompt(err: ErrorRecord, template: JudgeTemplate | None = None, *, image: bool = True) -> tuple[str, str]:
     """(system, user) text of the judge's request for one error."""
     t = template or load_template()
-    options = "\n".join(f"({x}) {o.strip()}" for x, o in zip(letters_for(len(err.options)), err.options))
+    options = format_options(err.options)
     answer = _choice(err.answer, err.options) or err.answer
     prediction = _choice(err.prediction, err.options)
     if prediction is None:
@@ -128,9 +128,9 @@ def _judgment(cid: str, judge: str, prompt_hash: str, res: JudgeResult) -> Judgm
                     positive=o.positive, negative=o.negative, attempts=res.attempts, usage=res.usage)
 
 
-async def _judge_one(curation_dir: Path, err: ErrorRecord, backend: Any, template: JudgeTemplate,
+async def _judge_one(curation_dir: Path, err: ErrorRecord, backend: JudgeBackend, template: JudgeTemplate,
                      missing_image: str) -> JudgeResult:
-    image, problem = _load_image(curation_dir, err, keep_pixels=getattr(backend, "needs_pixels", False))
+    image, problem = _load_image(curation_dir, err, keep_pixels=backend.needs_pixels)
     if problem is not None and missing_image == "fail":
         return JudgeResult(error=f"{problem} (not sent; --missing-image text sends the text alone)")
     system, user = render_prompt(err, template, image=image is not None)
@@ -140,8 +140,8 @@ async def _judge_one(curation_dir: Path, err: ErrorRecord, backend: Any, templat
         return JudgeResult(error=f"judge error: {type(exc).__name__}: {str(exc)[:300]}", attempts=1)
 
 
-async def _run(curation_dir: Path, todo: list[ErrorRecord], backend: Any, template: JudgeTemplate, judge: str,
-               concurrency: int, missing_image: str, progress: bool, summary: JudgeSummary) -> None:
+async def _run(curation_dir: Path, todo: list[ErrorRecord], backend: JudgeBackend, template: JudgeTemplate,
+               judge: str, concurrency: int, missing_image: str, progress: bool, summary: JudgeSummary) -> None:
     sem = asyncio.Semaphore(concurrency)
     path = curation_dir / JUDGMENTS
     bar = tqdm(total=len(todo), disable=not progress, desc="judge", unit="err")
@@ -171,12 +171,12 @@ async def _run(curation_dir: Path, todo: list[ErrorRecord], backend: Any, templa
 
 
 @locks_folder("curation_dir", stage="curate judge")
-def judge_errors(curation_dir: str | Path, backend: Any, *, concurrency: int = 8, missing_image: str = "fail",
-                 limit: int | None = None, progress: bool = True, template: JudgeTemplate | None = None) -> JudgeSummary:
+def judge_errors(curation_dir: str | Path, backend: JudgeBackend, *, concurrency: int = 8,
+                 missing_image: str = "fail", limit: int | None = None, progress: bool = True,
+                 template: JudgeTemplate | None = None) -> JudgeSummary:
     """Judge every error of ``curation_dir/errors.jsonl`` not judged yet by `backend` with this prompt.
 
-    `backend`: a judge from `judge_backends` (`make_judge`, `OpenAIJudge`, `HFJudge`): ``name``,
-    async ``open`` / ``ask`` / ``aclose``. At most `concurrency` requests in flight; `limit` caps the
+    `backend`: a `JudgeBackend` (`spuriverse.curate.judges.make_judge`, or `OpenAIJudge` / `HFJudge`). At most `concurrency` requests in flight; `limit` caps the
     candidates asked in this run (in candidate-id order). Writes ``judgments.jsonl`` and
     ``judge_summary.json``; returns the summary.
     """

@@ -1,4 +1,5 @@
-"""Judges for stage 2 of curation: an OpenAI-compatible endpoint or a local HF model.
+"""The two judge backends of curation stage 2 (registered in `spuriverse.curate.judges`): an
+OpenAI-compatible endpoint (`openai`) or a local HF model (`hf`).
 
 Both answer one `JudgeRequest` with one `JudgeResult`, whose output is validated by the same
 pydantic model (`JudgeOutput`):
@@ -27,18 +28,19 @@ import json
 import os
 import re
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import openai
 from pydantic import ValidationError
 
-from spuriverse.models.base import ImageInput, Request
+from spuriverse.curate.judges import JudgeOptions, JudgeRequest, JudgeResult
+from spuriverse.models.base import Request
+from spuriverse.models.registry import ModelSpec, build_model, resolve_model
 from spuriverse.remote import RemoteFailure, RetryPolicy, Transient, call_async, data_url, openai_transient
 from spuriverse.schema import JudgeOutput
 
-__all__ = ["HFJudge", "InvalidOutput", "JudgeRequest", "JudgeResult", "OpenAIJudge", "extract_json", "judge_schema",
-           "make_judge", "parse_output", "response_format"]
+__all__ = ["HFJudge", "InvalidOutput", "OpenAIJudge", "extract_json", "hf_judge", "judge_schema", "openai_judge",
+           "parse_output", "response_format"]
 
 SCHEMA_NAME = "spurious_correlation_verdict"
 # Structured-output modes, strongest first: a server that refuses or ignores one gets the next.
@@ -46,23 +48,6 @@ OUTPUT_MODES = ("json_schema", "json_object", "prompt")
 SCHEMA_INSTRUCTION = ("\n\nReply with one JSON object and nothing else. It must validate against this JSON "
                       "Schema:\n{schema}")
 _REJECTS_FORMAT = re.compile(r"response_format|json_schema|json_object|structured", re.I)
-
-
-@dataclass(frozen=True)
-class JudgeRequest:
-    candidate_id: str
-    system: str
-    user: str
-    image: ImageInput | None
-
-
-@dataclass
-class JudgeResult:
-    output: JudgeOutput | None = None
-    error: str | None = None
-    attempts: int = 0
-    usage: dict[str, int] | None = None
-    mode: str | None = None  # the structured-output mode of the last request (OUTPUT_MODES)
 
 
 class InvalidOutput(ValueError):
@@ -190,6 +175,9 @@ class OpenAIJudge:
             await self._client.close()
             self._client = None
 
+    def close(self) -> None:
+        """Nothing to free: the client is closed by `aclose`."""
+
     @staticmethod
     def messages(req: JudgeRequest) -> list[dict[str, Any]]:
         content: list[dict[str, Any]] = []
@@ -225,8 +213,9 @@ class OpenAIJudge:
                 if not isinstance(choices, list) or not choices:
                     raise InvalidOutput("no choices in the response")
                 message = getattr(choices[0], "message", None)
-                if getattr(message, "refusal", None):
-                    raise InvalidOutput(f"refusal: {message.refusal}")
+                refusal = getattr(message, "refusal", None)
+                if refusal:
+                    raise InvalidOutput(f"refusal: {refusal}")
                 content = getattr(message, "content", None)
                 output = parse_output(content)
             except InvalidOutput as exc:  # asked again at once, on its own budget
@@ -249,8 +238,6 @@ class HFJudge:
 
     def __init__(self, spec: str, *, max_retries: int = 1, max_new_tokens: int = 512, revision: str | None = None,
                  **overrides: Any) -> None:
-        from spuriverse.models.registry import build_model, resolve_model
-
         resolved = resolve_model(spec, revision=revision)
         if resolved.backend != "hf":
             raise ValueError(f"{spec!r} is not a local HF model (backend {resolved.backend!r})")
@@ -291,30 +278,15 @@ class HFJudge:
                     return _fail(f"invalid output: {exc}", attempts, usage)
 
 
-def make_judge(spec: str, *, backend: str = "auto", base_url: str | None = None, api_key: str | None = None,
-               max_retries: int = 3, timeout: float = 120.0, max_tokens: int = 1024, temperature: float = 0.0,
-               revision: str | None = None, device: str | None = None, dtype: str | None = None) -> Any:
-    """`--judge` to a judge. auto: an endpoint when `base_url` is given or `spec` is `openai:<name>` or a
-    registry alias of the openai backend; a local HF model when `spec` resolves to one (folder, hub id,
-    hf alias); otherwise a model name at the default OpenAI endpoint (e.g. `gpt-4o`)."""
-    from spuriverse.models.registry import ModelSpecError, resolve_model
+def openai_judge(spec: str, resolved: ModelSpec | None, o: JudgeOptions) -> OpenAIJudge:
+    """The `openai` judge backend: `spec` is the served model name (`openai:` stripped), or a registry
+    alias of an API model (its checkpoint is the name)."""
+    name = resolved.checkpoint if resolved is not None else spec.removeprefix("openai:")
+    return OpenAIJudge(name, base_url=o.base_url, api_key=o.api_key, max_retries=o.max_retries, timeout=o.timeout,
+                       max_tokens=o.max_tokens, temperature=o.temperature)
 
-    if backend not in ("auto", "openai", "hf"):
-        raise ValueError(f"unknown judge backend {backend!r} (auto, openai, hf)")
-    name = spec.removeprefix("openai:")
-    if backend == "auto":
-        if base_url or spec.startswith("openai:"):
-            backend = "openai"
-        else:
-            try:
-                resolved = resolve_model(spec, revision=revision)
-                backend, name = resolved.backend, (resolved.checkpoint if resolved.backend == "openai" else name)
-            except ModelSpecError:
-                backend = "openai"
-            if backend not in ("openai", "hf"):
-                raise ValueError(f"{spec!r} is a {backend!r} model, not a judge")
-    if backend == "openai":
-        return OpenAIJudge(name, base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout,
-                           max_tokens=max_tokens, temperature=temperature)
-    return HFJudge(spec, max_retries=max_retries, max_new_tokens=max_tokens, revision=revision, device=device,
-                   dtype=dtype)
+
+def hf_judge(spec: str, resolved: ModelSpec | None, o: JudgeOptions) -> HFJudge:
+    """The `hf` judge backend: a local HF model (folder, hub id or registry alias)."""
+    return HFJudge(spec, max_retries=o.max_retries, max_new_tokens=o.max_tokens, revision=o.revision,
+                   device=o.device, dtype=o.dtype)

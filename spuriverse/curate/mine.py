@@ -52,65 +52,21 @@ import json
 import re
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from spuriverse.atomic import atomic_write_text
-from spuriverse.curate.candidates import ERRORS
-from spuriverse.curate.jsonl import append_jsonl, read_jsonl
+from spuriverse.curate.presets import PredictionLayout, prediction_layout
+from spuriverse.data.curation import ERRORS, read_jsonl
 from spuriverse.eval.parsing import parse_answer
+from spuriverse.persist import append_jsonl, atomic_write_text
 from spuriverse.schema import MAX_OPTIONS, MIN_OPTIONS, Agreement, ErrorRecord, MineSummary, letters_for
 
-__all__ = ["ERRORS", "EMPTY_OPTION", "PRESETS", "SUMMARY", "Agreement", "MineSummary", "Preset",
-           "candidate_id", "mine_predictions", "row_item"]
+__all__ = ["ERRORS", "EMPTY_OPTION", "SUMMARY", "Agreement", "MineSummary", "candidate_id", "iter_rows",
+           "mine_predictions", "row_item"]
 
 SUMMARY = "mine_summary.json"
 EMPTY_OPTION = "(empty)"
-_LETTERS = tuple("ABCDEF")
-
-
-@dataclass(frozen=True)
-class Preset:
-    """How to read one CSV layout (column names; missing optional columns are simply not used).
-
-    Options come from ``options_column`` (a JSON list of strings) when the CSV has it, else from the
-    ``option_columns`` (letters in order) that the CSV has. The question id is ``id_column``; with
-    ``hash_question_id`` it is ``f"{id}-{sha1(question, options)[:8]}"`` (for non-unique ids).
-    ``image_template`` (``str.format`` over the row's columns) gives the anchor image path relative
-    to the curation folder -- where a fetch step is expected to put it; the images are not part of
-    the prediction CSVs. ``image_column`` (a path as is) wins when the CSV has it.
-    """
-
-    question: str = "question"
-    answer: str = "answer"
-    option_columns: tuple[str, ...] = ("A", "B", "C", "D")
-    options_column: str | None = None
-    drop_trailing_empty: bool = False
-    id_column: str = "index"
-    hash_question_id: bool = False
-    image_column: str | None = None
-    image_template: str | None = None
-    category_column: str | None = None
-    prediction: str = "prediction"
-    reference_parsed: str | None = "parsed"
-    verdict: str = "spuriousAttr"
-
-
-PRESETS: dict[str, Preset] = {
-    # index = COCO image id (not unique): hashed with question + options, see the module docstring.
-    "aokvqa": Preset(hash_question_id=True, image_template="sources/coco/train2017/{index:0>12}.jpg"),
-    "seedbench": Preset(category_column="category", image_template="sources/seedbench/{index}.jpg"),
-    # The image_path column holds the authors' absolute paths: not used.
-    # Always 2 options (C/D are empty padding); 8 rows have an empty A/B cell: kept as "(empty)".
-    "naturalbench": Preset(option_columns=("A", "B"), category_column="type",
-                           image_template="sources/naturalbench/{index}.jpg"),
-    # Any CSV: question_id, question, options (JSON list) or A..F, answer (letter), prediction,
-    # optional image (path relative to the curation folder), category, parsed, spuriousAttr.
-    "generic": Preset(option_columns=_LETTERS, options_column="options", drop_trailing_empty=True,
-                      id_column="question_id", image_column="image", category_column="category"),
-}
-
-
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 
 
@@ -135,7 +91,7 @@ class _Item:
 class _Layout:
     """A preset resolved against one CSV header."""
 
-    def __init__(self, preset: Preset, header: list[str], source_file: Path) -> None:
+    def __init__(self, preset: PredictionLayout, header: list[str], source_file: Path) -> None:
         cols = set(header)
         self.preset = preset
         self.options_column = preset.options_column if preset.options_column in cols else None
@@ -191,7 +147,7 @@ def row_item(layout: _Layout, row: dict[str, str], source: str) -> _Item | None:
     return _Item(qid, candidate_id(source, qid), options, category, image)
 
 
-def iter_rows(source_file: Path, preset: Preset):
+def iter_rows(source_file: Path, preset: PredictionLayout) -> Iterator[tuple[_Layout, dict[str, str]]]:
     """Yield (layout, row) streaming the CSV."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     with open(source_file, newline="", encoding="utf-8") as f:
@@ -215,13 +171,11 @@ def mine_predictions(source_file: Path, preset: str, out_dir: Path, *, source_na
                      use_reference_parsed: bool = False) -> MineSummary:
     """Mine the wrong answers of `source_file` into ``out_dir/errors.jsonl`` (resumable).
 
-    `preset` names a `PRESETS` layout; `source_name` (default: the preset name) is the benchmark
+    `preset` names a source preset with a predictions layout (`spuriverse.curate.presets`); `source_name` (default: the preset name) is the benchmark
     name in the records and candidate ids. Returns the summary also written to
     ``out_dir/mine_summary.json``.
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-    p = PRESETS[preset]
+    p = prediction_layout(preset)
     source = source_name or preset
     source_file, out_dir = Path(source_file), Path(out_dir)
     errors_path = out_dir / ERRORS

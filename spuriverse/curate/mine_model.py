@@ -36,7 +36,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from spuriverse.curate.jsonl import append_jsonl, read_jsonl
+from spuriverse.data.curation import read_jsonl
+from spuriverse.persist import append_jsonl
 from spuriverse.curate.mine import ERRORS, SUMMARY, candidate_id
 from spuriverse.curate.source import check_same_source, load_source, write_source_spec
 from spuriverse.eval.results import MANIFEST
@@ -52,7 +53,8 @@ _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gi
         "image/tiff": "tiff"}
 
 
-def _record(cid: str, spec: SourceSpec, item: Item, wrong: tuple[str | None, str | None], image: str | None):
+def _record(cid: str, spec: SourceSpec, item: Item, wrong: tuple[str | None, str | None],
+            image: str | None) -> ErrorRecord:
     prediction, raw = wrong
     return ErrorRecord(candidate_id=cid, source=spec.name, question_id=item.source_id, question=item.question,
                        options=list(item.options), answer=item.answer, prediction=prediction, raw=raw,

@@ -26,15 +26,17 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
-from spuriverse.curate.candidates import ERRORS, JUDGMENTS, accepted_candidates, latest
-from spuriverse.curate.jsonl import read_jsonl
 from spuriverse.curate.publish_card import ConfigInfo, Selection, card_text, find_card
 from spuriverse.curate.verify import VERIFICATION, ok_images, read_verifications
+from spuriverse.data.curation import ERRORS, JUDGMENTS, accepted_candidates, latest, read_jsonl
 from spuriverse.schema import Candidate, ErrorRecord, Judgment, SynthProvenance
+
+if TYPE_CHECKING:  # datasets is imported where used (it is slow to import)
+    from datasets import Features
 
 PARQUET = "test-00000-of-00001.parquet"
 PROVENANCE = "provenance.jsonl"
@@ -69,7 +71,7 @@ class PublishSummary:
     pushed: str | None = None
 
 
-def _features(extra: dict[str, Any] | None = None):
+def _features(extra: dict[str, Any] | None = None) -> Features:
     from datasets import Features, Value
 
     from spuriverse.data.layouts import long_features
@@ -77,7 +79,7 @@ def _features(extra: dict[str, Any] | None = None):
     return Features({**long_features(), "provenance": Value("string"), **(extra or {})})
 
 
-def wide_features(n_images: int):
+def wide_features(n_images: int) -> Features:
     from datasets import Features, Image, List, Value
 
     s = Value("string")
@@ -210,7 +212,7 @@ def control_rows(curation_dir: Path, n: int, seed: int) -> tuple[list[dict], dic
             heapq.heapreplace(heap, entry)
     chosen = {item_id for _, item_id in heap}
     dataset = spec.dataset if not Path(spec.dataset).expanduser().exists() else Path(spec.dataset).name
-    rows = []
+    rows: list[dict[str, Any]] = []
     for li in bench.iter_items(lambda _i, it: it.item_id in chosen, keep_pixels=False):
         if li.image is None:
             raise PublishError(f"control item {li.item.item_id!r} of {spec.dataset}: {li.image_error}")

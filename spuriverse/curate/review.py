@@ -7,20 +7,17 @@ compared with the judgment and only the changed ones are kept as ReviewEdits."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from spuriverse.curate.candidates import JUDGMENTS, REVIEWS, latest
-from spuriverse.curate.jsonl import append_jsonl
+from spuriverse.data.curation import JUDGMENTS, REVIEWS, latest
+from spuriverse.persist import append_jsonl
 from spuriverse.schema import Judgment, ReviewDecision, ReviewEdits
 from spuriverse.locking import locks_folder
+from spuriverse.provenance import now_iso
 
 AUTO_REVIEWER = "auto-accept"
 EDITABLE = ("core_attributes", "spurious_attributes", "positive", "negative")
-
-
-def now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def clean_list(values: list[str]) -> list[str]:
@@ -43,14 +40,14 @@ def edits_vs(judgment: Judgment, values: dict, previous: ReviewEdits | None = No
     return ReviewEdits(**changed)
 
 
-def _same(value, judged) -> bool:
+def _same(value: Any, judged: Any) -> bool:
     """Equal up to what a text field cannot show (surrounding / repeated white space, blank items)."""
     if isinstance(judged, list):
         return clean_list(value) == clean_list(judged)
     return " ".join(value.split()) == " ".join(judged.split())
 
 
-def effective(judgment: Judgment, edits: ReviewEdits | None) -> dict:
+def effective(judgment: Judgment, edits: ReviewEdits | None) -> dict[str, Any]:
     """The editable fields as the reviewer left them: the judgment with the edits applied."""
     out = {}
     for k in (*EDITABLE, "mask_box"):
@@ -66,7 +63,7 @@ def decide(curation_dir: str | Path, judgment: Judgment, decision: str, values: 
     """Append one decision durably (fsynced before returning); the caller serializes calls."""
     record = ReviewDecision(candidate_id=judgment.candidate_id, decision=decision, reviewer=reviewer,
                             edits=edits_vs(judgment, values, previous.edits if previous else None),
-                            timestamp=now_utc())
+                            timestamp=now_iso())
     append_jsonl(Path(curation_dir) / REVIEWS, record)
     return record
 
@@ -87,6 +84,6 @@ def auto_accept(curation_dir: str | Path, reviewer: str = AUTO_REVIEWER) -> dict
             counts["no_descriptions"] += 1  # nothing to synthesize from (e.g. ingested reference verdicts)
         else:
             append_jsonl(curation_dir / REVIEWS, ReviewDecision(
-                candidate_id=cid, decision="accept", reviewer=reviewer, timestamp=now_utc()))
+                candidate_id=cid, decision="accept", reviewer=reviewer, timestamp=now_iso()))
             counts["accepted"] += 1
     return counts

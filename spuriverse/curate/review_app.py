@@ -23,20 +23,20 @@ import re
 import secrets
 import socket
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
-from spuriverse.curate.candidates import ERRORS, JUDGMENTS, REVIEWS
-from spuriverse.curate.jsonl import read_jsonl
 from spuriverse.curate.review import clean_list, decide, effective
-from spuriverse.schema import CANDIDATE_ID, ErrorRecord, Judgment, ReviewDecision, SynthProvenance
+from spuriverse.data.curation import ERRORS, JUDGMENTS, REVIEWS, read_jsonl
 from spuriverse.locking import FolderBusy
+from spuriverse.schema import CANDIDATE_ID, ErrorRecord, Judgment, ReviewDecision, SynthProvenance
 
 STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {"review.js": "text/javascript", "review.css": "text/css"}
@@ -63,7 +63,7 @@ class DecisionIn(BaseModel):
 
     @field_validator("core_attributes", "spurious_attributes")
     @classmethod
-    def _clean(cls, v: list[str] | None, info) -> list[str] | None:
+    def _clean(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
         if v is None:
             return None
         v = clean_list(v)
@@ -77,13 +77,19 @@ class DecisionIn(BaseModel):
         return None if v is None else v.strip()
 
 
-class _Cached:
+CurationRecord = TypeVar("CurationRecord", ErrorRecord, Judgment, ReviewDecision)
+
+
+class _Cached(Generic[CurationRecord]):
     """A curation JSONL file as {candidate id: last record}, re-read only when it changes."""
 
-    def __init__(self, path: Path, model) -> None:
-        self.path, self.model, self.key, self.records = path, model, None, {}
+    def __init__(self, path: Path, model: type[CurationRecord]) -> None:
+        self.path = path
+        self.model: type[CurationRecord] = model
+        self.key: tuple[int, int] | None = None
+        self.records: dict[str, CurationRecord] = {}
 
-    def get(self) -> dict:
+    def get(self) -> dict[str, CurationRecord]:
         try:
             st = self.path.stat()
             key = (st.st_mtime_ns, st.st_size)
@@ -198,8 +204,9 @@ def _refuse(request: Request, token: str, trusted_hosts: frozenset[str] | None) 
     return None
 
 
-def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     """422 without the offending input (FastAPI's default echoes the whole body back)."""
+    assert isinstance(exc, RequestValidationError)  # the handler is registered for this class only
     errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
               for e in exc.errors()[:20]]
     return JSONResponse({"detail": errors}, 422)
@@ -217,11 +224,11 @@ def create_app(curation_dir: str | Path, reviewer: str = "", *, token: str | Non
     token = token or secrets.token_urlsafe(24)
     page = (STATIC / "index.html").read_text("utf-8").replace("__REVIEW_TOKEN__", token)
     app = FastAPI(title="spuriverse review", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.state.store, app.state.token = store, token
 
     @app.middleware("http")
-    async def guard(request: Request, call_next):
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = _refuse(request, token, trusted_hosts) or await call_next(request)
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -266,7 +273,7 @@ def create_app(curation_dir: str | Path, reviewer: str = "", *, token: str | Non
         return _image(store.inside(store.dir / e.image))
 
     @app.get("/api/candidates/{cid}/images/{variant}/{k}")
-    def synth_image(cid: str, variant: Literal["spurious", "counter"], k: int = PathParam(ge=0)):
+    def synth_image(cid: str, variant: Literal["spurious", "counter"], k: int = PathParam(ge=0)) -> Response:
         store.known(cid)
         return _image(store.inside(store.dir / "images" / cid / variant / f"{k}.png"))
 
@@ -342,7 +349,7 @@ class BackgroundServer:
             raise RuntimeError("the review server did not start")
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
         self.sock.close()

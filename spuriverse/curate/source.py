@@ -22,8 +22,8 @@ Each mapped item has ``item_id = group_id = source_id =`` the row's question id 
 ``source_benchmark = spec.name``, so ``candidate_id(spec.name, item.source_id)`` is exactly the
 candidate id ``mine`` gave that question's error.
 
-Presets (`SOURCE_PRESETS`, `--preset`) are column mappings of common hub layouts; ``--map
-key=column,...`` overrides fields of the preset's mapping (`parse_map_overrides`).
+Presets (`--preset`: `spuriverse.curate.presets`, the one registry of source layouts) give the column
+mapping of common hub layouts; ``--map key=column,...`` overrides fields of it (`parse_map_overrides`).
 """
 
 from __future__ import annotations
@@ -32,29 +32,16 @@ import glob
 import re
 from pathlib import Path
 
-from spuriverse.atomic import atomic_write_text
+from spuriverse.persist import atomic_write_text
+from spuriverse.curate.presets import dataset_mapping
 from spuriverse.data import Benchmark, load_benchmark
 from spuriverse.data.mapping import MAPPING_FIELDS, parse_map_overrides
-from spuriverse.schema import ColumnMapping, SourceSpec
+from spuriverse.schema import SourceSpec
 
-__all__ = ["MAPPING_FIELDS", "SOURCE", "SOURCE_PRESETS", "SourceMismatch", "load_source", "make_source_spec",
+__all__ = ["MAPPING_FIELDS", "SOURCE", "SourceMismatch", "load_source", "make_source_spec",
            "read_source_spec", "write_source_spec"]
 
 SOURCE = "source.json"
-
-SOURCE_PRESETS: dict[str, ColumnMapping] = {
-    # HuggingFaceM4/A-OKVQA (use --split validation: the test split has no correct_choice_idx).
-    "aokvqa": ColumnMapping(question_id="question_id", question="question", options="choices", option_columns=[],
-                            answer="correct_choice_idx", answer_format="index", image="image", category=None),
-    # lmms-lab/SEED-Bench: choice_a..choice_d, a letter answer; `image` is a list (video items hold
-    # several frames: the first is used); the category is the question type.
-    "seedbench": ColumnMapping(question_id="question_id", question="question", options=None,
-                               option_columns=["choice_a", "choice_b", "choice_c", "choice_d"], answer="answer",
-                               answer_format="letter", image="image", category="question_type_id"),
-    # question_id, question, options (list) or A..F, answer (letter / index / option text), image, category.
-    "generic": ColumnMapping(),
-}
-
 
 class SourceMismatch(ValueError):
     """The curation folder already records another source (or model) in source.json."""
@@ -77,9 +64,7 @@ def make_source_spec(dataset: str, *, name: str | None = None, preset: str | Non
     ("key=column,...") applied; local paths made absolute. `name` defaults to the preset name
     (generic: the dataset's file/folder/hub name)."""
     preset = preset or "generic"
-    if preset not in SOURCE_PRESETS:
-        raise ValueError(f"unknown source preset {preset!r} (known: {', '.join(SOURCE_PRESETS)})")
-    mapping = parse_map_overrides(overrides, SOURCE_PRESETS[preset])
+    mapping = parse_map_overrides(overrides, dataset_mapping(preset))
     if mapping.image_root is not None and not Path(mapping.image_root).expanduser().is_absolute():
         mapping = mapping.model_copy(update={"image_root": str(Path(mapping.image_root).expanduser().resolve())})
     if _is_local(dataset):

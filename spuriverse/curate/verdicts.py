@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spuriverse.curate.candidates import JUDGMENTS
-from spuriverse.curate.jsonl import append_jsonl, read_jsonl
-from spuriverse.curate.mine import ERRORS, PRESETS, iter_rows, row_item
+from spuriverse.curate.mine import ERRORS, iter_rows, row_item
+from spuriverse.curate.presets import prediction_layout
+from spuriverse.data.curation import JUDGMENTS, read_jsonl
+from spuriverse.persist import append_jsonl
 from spuriverse.schema import ErrorRecord, Judgment
 
 __all__ = ["JUDGMENTS", "ingest_verdicts", "is_yes"]
-
 
 
 def is_yes(text: str) -> bool:
@@ -40,9 +40,7 @@ def ingest_verdicts(verdict_file: Path, preset: str, out_dir: Path, *, judge: st
     errors), ``errors_without_verdict``, ``appended`` (lines written by this call) and
     ``already_judged`` (joined verdicts already in ``judgments.jsonl``).
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-    p = PRESETS[preset]
+    p = prediction_layout(preset)
     source = source_name or preset
     out_dir = Path(out_dir)
     errors = {r.candidate_id for r in read_jsonl(out_dir / ERRORS, ErrorRecord) if r.source == source}

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from spuriverse.curate.candidates import accepted_candidates
+from spuriverse.data.curation import accepted_candidates
 from spuriverse.persist import atomic_write_bytes, atomic_write_json, atomic_write_jsonl
 from spuriverse.schema import Candidate, ModelGap, Sample, SynthProvenance, Verification, VerifyStageSummary
 from spuriverse.locking import locks_folder
@@ -231,7 +231,7 @@ def verify(curation_dir: str | Path, opts: VerifyOptions) -> VerifySummary:
 def summarize(out: list[Verification], opts: VerifyOptions, n_items: int, fingerprint: str) -> dict[str, Any]:
     per_model = {}
     for i, m in enumerate(opts.models):
-        gaps = [v.per_model[i].gap for v in out if v.per_model[i].gap is not None]
+        gaps = [g for v in out if (g := v.per_model[i].gap) is not None]
         per_model[m] = {
             "mean_gap": float(np.mean(gaps)) if gaps else None,
             "n_with_gap": len(gaps),
@@ -248,7 +248,7 @@ def summarize(out: list[Verification], opts: VerifyOptions, n_items: int, finger
 
 def read_verifications(curation_dir: str | Path) -> list[Verification]:
     """verification.jsonl (empty list when absent)."""
-    from spuriverse.curate.jsonl import read_jsonl
+    from spuriverse.data.curation import read_jsonl
 
     return list(read_jsonl(Path(curation_dir) / VERIFICATION, Verification))
 

@@ -24,12 +24,14 @@ class BenchmarkError(ValueError):
     """A benchmark row (or the whole source) is malformed; the message names the row and field."""
 
 
-def _blank(v: Any) -> bool:
+def is_blank(v: Any) -> bool:
+    """An empty table cell: None, NaN (pandas' blank) or only whitespace."""
     return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
 
 
-def _text(v: Any) -> str:
-    if _blank(v):
+def cell_text(v: Any) -> str:
+    """A table cell as stripped text ("" for a blank one; 3.0 read from a CSV is "3")."""
+    if is_blank(v):
         return ""
     if isinstance(v, float) and v.is_integer():
         v = int(v)
@@ -54,11 +56,11 @@ def options_from_row(row: dict[str, Any]) -> list[str] | None:
         opts = row["options"]
         if isinstance(opts, str):
             raise BenchmarkError("field 'options' must be a list of strings, got a string")
-        return [_text(o) if not isinstance(o, str) else o for o in opts]
+        return [cell_text(o) if not isinstance(o, str) else o for o in opts]
     cols = [c for c in LETTERS[:MAX_OPTIONS] if c in row]
     if not cols:
         return None
-    opts = [_text(row[c]) for c in cols]
+    opts = [cell_text(row[c]) for c in cols]
     while opts and not opts[-1]:
         opts.pop()
     return opts
@@ -91,7 +93,7 @@ def long_item(row_no: int, row: dict[str, Any]) -> Item:
         raise BenchmarkError(f"row {row_no} (item_id={row.get('item_id')!r}): {exc}") from None
     if options is None:
         raise BenchmarkError(f"row {row_no}: no 'options' list and no option columns A..F")
-    fields = {k: _text(row.get(k)) for k in Item.model_fields if k != "options"}
+    fields: dict[str, Any] = {k: cell_text(row.get(k)) for k in Item.model_fields if k != "options"}
     fields["options"] = options
     return make_item(row_no, fields)
 
@@ -142,18 +144,18 @@ class SideTable:
             if not name and "benchmark" not in df.columns:
                 raise BenchmarkError(f"side table {path!r} has no 'benchmark' column; pass it as NAME={path}")
             for rec in df.to_dict("records"):
-                bench = _norm(name or _text(rec["benchmark"]))
-                rows.setdefault((bench, _text(rec[key_col])), []).append(rec)
+                bench = _norm(name or cell_text(rec["benchmark"]))
+                rows.setdefault((bench, cell_text(rec[key_col])), []).append(rec)
         return cls(rows)
 
     def lookup(self, benchmark: str, key: str, question: str | None, where: str) -> dict[str, Any]:
         cands = self.rows.get((_norm(benchmark), key), [])
         if question:
-            cands = [r for r in cands if _text(r.get("question")) == question.strip()] or cands
+            cands = [r for r in cands if cell_text(r.get("question")) == question.strip()] or cands
         if not cands:
             raise BenchmarkError(f"{where}: no side-table row for ({benchmark!r}, {key!r})")
         if len(cands) > 1:
-            qs = "; ".join(repr(_text(r.get("question"))) for r in cands[:3])
+            qs = "; ".join(repr(cell_text(r.get("question"))) for r in cands[:3])
             raise BenchmarkError(
                 f"{where}: ({benchmark!r}, {key!r}) matches {len(cands)} questions ({qs}); "
                 "add a 'question' or 'question_id' column to disambiguate"
@@ -173,34 +175,36 @@ def wide_items(row_no: int, row: dict[str, Any], image_cols: list[str], side: Si
     missing = [c for c in WIDE_REQUIRED if c not in row and c != "image"]
     if missing:
         raise BenchmarkError(f"row {row_no}: missing field(s) {', '.join(missing)}")
-    bench = _text(row["benchmark"])
-    qid = _text(row.get("question_id")) or _text(row["image_id"])
+    bench = cell_text(row["benchmark"])
+    qid = cell_text(row.get("question_id")) or cell_text(row["image_id"])
     where = f"row {row_no} ({bench}/{qid})"
     if not bench or not qid:
         raise BenchmarkError(f"row {row_no}: field 'benchmark'/'image_id' is empty")
     meta: dict[str, Any] = row
-    if _blank(row.get("question")) or options_from_row(row) in (None, []) or _blank(row.get("answer")):
+    if is_blank(row.get("question")) or options_from_row(row) in (None, []) or is_blank(row.get("answer")):
         if side is None:
             raise BenchmarkError(
                 f"{where}: no question/options/answer in the row; pass a side table "
                 "(e.g. --side-table aokvqa=aokvqa_train_meta.csv)"
             )
-        meta = side.lookup(bench, qid, _text(row.get("question")) or None, where)
+        meta = side.lookup(bench, qid, cell_text(row.get("question")) or None, where)
     options = options_from_row(meta) or []
     group = f"{bench}/{qid}"
     common = {
         "group_id": group,
-        "question": _text(meta.get("question")),
+        "question": cell_text(meta.get("question")),
         "options": options,
-        "answer": _text(meta.get("answer")),
+        "answer": cell_text(meta.get("answer")),
         "source_benchmark": bench,
         "source_id": qid,
-        "spurious_attribute": _text(row.get("spurious_attribute") or meta.get("spurious_attribute")),
-        "core_attribute": _text(row.get("core_attribute") or meta.get("core_attribute")),
-        "category": _text(row.get("category") or meta.get("category")),
+        "spurious_attribute": cell_text(row.get("spurious_attribute") or meta.get("spurious_attribute")),
+        "core_attribute": cell_text(row.get("core_attribute") or meta.get("core_attribute")),
+        "category": cell_text(row.get("category") or meta.get("category")),
     }
     yield WideItem(make_item(row_no, {"item_id": f"{group}/anchor", "variant": "anchor", **common}, f", {bench}"), "image")
     for col in image_cols:
-        k = _WIDE_IMAGE.match(col).group(1)  # type: ignore[union-attr]
+        match = _WIDE_IMAGE.match(col)
+        assert match is not None  # image_cols are the columns this pattern found
+        k = match.group(1)
         item = make_item(row_no, {"item_id": f"{group}/spurious_{k}", "variant": "spurious", **common})
         yield WideItem(item, col)

@@ -53,7 +53,7 @@ class LoadedItem:
 class _Scan:
     n_items: int = 0
     counts: Counter = field(default_factory=Counter)
-    answers: Counter = field(default_factory=Counter)
+    answers: Counter[tuple[int, str]] = field(default_factory=Counter)
     groups: set = field(default_factory=set)
     fingerprint: str = ""
 
@@ -62,7 +62,7 @@ def _has_image(cell: Any) -> bool:
     return cell is not None and not (isinstance(cell, dict) and not cell.get("bytes") and not cell.get("path"))
 
 
-def _pick_split(dsd: Any, split: str | None, source: str) -> Any:
+def pick_split(dsd: Any, split: str | None, source: str) -> Any:
     names = list(dsd.keys())
     if split is not None:
         if split not in dsd:
@@ -132,7 +132,7 @@ def check_dataset_folder(path: Path) -> None:
         raise BenchmarkError(f"{path}: not a dataset folder ({_found(path)}). {_FOLDER_RULE}")
 
 
-def _load_dataset(source: str, config: str | None, revision: str | None,
+def load_dataset_source(source: str, config: str | None, revision: str | None,
                   all_strings: bool = False) -> tuple[Any, Path | None]:
     """Resolve `source` to a datasets call. Returns the DatasetDict and a base dir for image paths.
     `all_strings`: CSV files are read with every column as a string, blanks as "" (mapped sources)."""
@@ -289,7 +289,8 @@ class Benchmark:
     def _validate_and_fingerprint(self) -> _Scan:
         """One pass: every row validated (a bad row fails now, before any model loads), counts,
         and an order-independent fingerprint over ids, questions, options, answers, image bytes."""
-        scan, seen, digests = _Scan(), {}, []
+        scan, digests = _Scan(), []
+        seen: dict[str, int] = {}
         for index, (item, cell, _) in enumerate(self._row_items()):
             if item.item_id in seen:
                 raise BenchmarkError(
@@ -324,7 +325,7 @@ class Benchmark:
         return self._scan.fingerprint
 
     @property
-    def answer_counts(self) -> Counter:
+    def answer_counts(self) -> Counter[tuple[int, str]]:
         """(n_options, answer letter) -> count; used by the `frequent` baseline."""
         return Counter(self._scan.answers)
 
@@ -334,7 +335,7 @@ class Benchmark:
             config=self.config,
             split=self.split,
             revision=self.revision,
-            layout=self.layout,  # type: ignore[arg-type]
+            layout=self.layout,
             fingerprint=self.fingerprint,
             n_items=len(self),
             n_groups=len(self._scan.groups),
@@ -387,8 +388,8 @@ def load_benchmark(
     """
     if mapping is not None and side_tables:
         raise BenchmarkError("side tables apply to the wide layout, not to a column-mapped source")
-    dsd, base_dir = _load_dataset(source, config, revision, all_strings=mapping is not None)
-    ds = _pick_split(dsd, split, source) if hasattr(dsd, "keys") else dsd
+    dsd, base_dir = load_dataset_source(source, config, revision, all_strings=mapping is not None)
+    ds = pick_split(dsd, split, source) if hasattr(dsd, "keys") else dsd
     side = SideTable.from_files(side_tables) if side_tables else None
     return Benchmark(
         ds, source=source, config=config, split=split, revision=revision, base_dir=base_dir, side_table=side,

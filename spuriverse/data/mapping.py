@@ -28,7 +28,7 @@ import json
 import re
 from typing import Any
 
-from spuriverse.data.layouts import BenchmarkError, _blank, _text, make_item
+from spuriverse.data.layouts import BenchmarkError, cell_text, is_blank, make_item
 from spuriverse.schema import LETTERS, MAX_OPTIONS, MIN_OPTIONS, ColumnMapping, Item
 
 __all__ = ["MAPPING_FIELDS", "mapped_item", "parse_map_overrides"]
@@ -52,14 +52,14 @@ def _options(row_no: int, qid: str, row: dict[str, Any], m: ColumnMapping) -> li
                 cell = None
             if not isinstance(cell, list):
                 raise _row_error(row_no, qid, f"field {m.options!r} must be a list of strings (or a JSON list)")
-        opts = [_text(o) for o in cell]
+        opts = [cell_text(o) for o in cell]
         where = f"field {m.options!r}"
     else:
         present = [c for c in m.option_columns if c in row]
         if not present:
             want = ([repr(m.options)] if m.options else []) + [repr(c) for c in m.option_columns]
             raise _row_error(row_no, qid, f"no options: none of the column(s) {', '.join(want)} in the row")
-        opts = [_text(row[c]) for c in present]
+        opts = [cell_text(row[c]) for c in present]
         where = "option columns " + ", ".join(repr(c) for c in present)
     while opts and not opts[-1]:
         opts.pop()
@@ -88,10 +88,10 @@ def _answer(row_no: int, qid: str, row: dict[str, Any], m: ColumnMapping, opts: 
     if m.answer not in row:
         raise _row_error(row_no, qid, f"missing field {m.answer!r} (answer)")
     raw = row[m.answer]
-    if _blank(raw):
+    if is_blank(raw):
         raise _row_error(row_no, qid, f"field {m.answer!r} (answer) is empty")
     letters = LETTERS[: len(opts)]
-    text = _text(raw)
+    text = cell_text(raw)
     fmt = m.answer_format
 
     def as_letter() -> str | None:
@@ -140,17 +140,17 @@ def mapped_item(row_no: int, row: dict[str, Any], mapping: ColumnMapping, source
     m = mapping
     if m.question_id not in row:
         raise _row_error(row_no, "", f"missing field {m.question_id!r} (question id; columns: {', '.join(row)})")
-    qid = _text(row[m.question_id])
+    qid = cell_text(row[m.question_id])
     if not qid:
         raise _row_error(row_no, "", f"field {m.question_id!r} (question id) is empty")
     if m.question not in row:
         raise _row_error(row_no, qid, f"missing field {m.question!r} (question)")
-    question = _text(row[m.question])
+    question = cell_text(row[m.question])
     if not question:
         raise _row_error(row_no, qid, f"field {m.question!r} (question) is empty")
     opts = _options(row_no, qid, row, m)
     answer = _answer(row_no, qid, row, m, opts)
-    category = _text(row.get(m.category)) if m.category else ""
+    category = cell_text(row.get(m.category)) if m.category else ""
     return make_item(row_no, {
         "item_id": qid, "group_id": qid, "variant": "control", "question": question, "options": opts,
         "answer": answer, "source_benchmark": source_name, "source_id": qid, "category": category,

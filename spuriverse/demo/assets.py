@@ -22,7 +22,7 @@ import io
 import json
 from pathlib import Path
 
-from spuriverse.atomic import atomic_write_text
+from spuriverse.persist import atomic_write_text
 
 SOURCE_FILE = "source/questions.jsonl"
 

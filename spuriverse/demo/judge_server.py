@@ -99,7 +99,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self) -> None:  # noqa: N802
-        owner: DemoJudgeServer = self.server.owner
+        assert isinstance(self.server, _Server)
+        owner = self.server.owner
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path.split("?")[0] not in _PATHS:
             self._send(404, {"error": {"message": f"unknown path {self.path}", "type": "invalid_request_error"}})
@@ -129,20 +130,24 @@ class _Handler(BaseHTTPRequestHandler):
         })
 
 
+class _Server(ThreadingHTTPServer):
+    owner: DemoJudgeServer  # the handlers' way back to the counters and the latency
+
+
 class DemoJudgeServer:
     """The scripted judge on a daemon thread (a context manager); `n_requests` counts requests."""
 
     def __init__(self, port: int = 0, latency: float = 0.0) -> None:
         self.latency, self.n_requests, self.lock = latency, 0, threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.daemon_threads = True
-        self._httpd.owner = self  # type: ignore[attr-defined]
+        self._httpd.owner = self
         self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host!s}:{port}/v1"
 
     def serve_forever(self) -> None:
         self._httpd.serve_forever(poll_interval=0.1)

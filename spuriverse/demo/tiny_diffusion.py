@@ -46,7 +46,8 @@ def write_clip_tokenizer_files(folder: str | Path) -> tuple[Path, Path]:
 
 
 def _components(unet_in_channels: int, tmp: Path, seed: int) -> dict:
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from diffusers import DDIMScheduler
+    from diffusers.models import AutoencoderKL, UNet2DConditionModel  # the package root shows type checkers dummies
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     vocab, _ = write_clip_tokenizer_files(tmp)

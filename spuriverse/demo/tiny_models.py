@@ -12,7 +12,9 @@ from pathlib import Path
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
+from transformers import CLIPVisionConfig, LlamaConfig, PreTrainedTokenizerFast
+
+from spuriverse.schema import LETTERS
 
 
 LLAVA_CHAT_TEMPLATE = (
@@ -31,7 +33,7 @@ _CORPUS = [
     "The answer is B. The correct option is C. I choose D. Option E. Option F.",
     "[INST] a photo of a dog on a red sofa [/INST] The dog is brown.",
     "yes no one two three four cab train delivery skateboarder kitchen beach snow",
-] + [f"ASSISTANT: {x} [/INST] {x} ({x}) {x}." for x in "ABCDEF"] * 20
+] + [f"ASSISTANT: {x} [/INST] {x} ({x}) {x}." for x in LETTERS] * 20
 
 
 def _corpus() -> list[str]:
@@ -83,9 +85,7 @@ def build_tokenizer(extra_special: list[str] | None = None, vocab_size: int = 40
     return fast
 
 
-def _llama_text_config(tok: PreTrainedTokenizerFast, hidden: int, layers: int):
-    from transformers import LlamaConfig
-
+def llama_text_config(tok: PreTrainedTokenizerFast, hidden: int, layers: int) -> LlamaConfig:
     return LlamaConfig(
         vocab_size=len(tok),
         hidden_size=hidden,
@@ -100,9 +100,7 @@ def _llama_text_config(tok: PreTrainedTokenizerFast, hidden: int, layers: int):
     )
 
 
-def _clip_vision_config(image_size: int, patch_size: int, hidden: int, layers: int = 2):
-    from transformers import CLIPVisionConfig
-
+def clip_vision_config(image_size: int, patch_size: int, hidden: int, layers: int = 2) -> CLIPVisionConfig:
     return CLIPVisionConfig(
         image_size=image_size,
         patch_size=patch_size,
@@ -148,10 +146,12 @@ def build_tiny_llava(
         num_additional_image_tokens=1,
         chat_template=LLAVA_CHAT_TEMPLATE,
     )
+    image_token = tok.convert_tokens_to_ids("<image>")
+    assert isinstance(image_token, int)  # one token in, one id out
     config = LlavaConfig(
-        vision_config=_clip_vision_config(image_size, patch_size, vision_hidden, vision_layers),
-        text_config=_llama_text_config(tok, hidden, layers),
-        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        vision_config=clip_vision_config(image_size, patch_size, vision_hidden, vision_layers),
+        text_config=llama_text_config(tok, hidden, layers),
+        image_token_index=image_token,
         vision_feature_layer=-2,
         vision_feature_select_strategy="default",
     )

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spuriverse.eval.metrics import _percentile_ci, _ratio, _resample_counts, collapse_rotations
+from spuriverse.eval.bootstrap import percentile_ci, ratio, resample_counts
+from spuriverse.eval.items import collapse_rotations
 from spuriverse.schema import BootstrapInfo, Sample
 
 EXACT_MCNEMAR_BELOW = 25  # discordant pairs: exact binomial below this, chi-square (cc) from here
@@ -86,10 +87,10 @@ def paired_comparison(
             r = row[(x.variant == "control", x.group_id)]
             d[r] += int(x.correct) - int(y.correct)
             cnt[r] += 1
-        mg = _resample_counts(rng, n_grp, n_bootstrap)[1:]
-        mc = _resample_counts(rng, len(keys) - n_grp, n_bootstrap)[1:]
-        boot = _ratio(mg @ d[:n_grp] + mc @ d[n_grp:], mg @ cnt[:n_grp] + mc @ cnt[n_grp:])
-        lo, hi = _percentile_ci(boot[:, None], level)
+        mg = resample_counts(rng, n_grp, n_bootstrap)[1:]
+        mc = resample_counts(rng, len(keys) - n_grp, n_bootstrap)[1:]
+        boot = ratio(mg @ d[:n_grp] + mc @ d[n_grp:], mg @ cnt[:n_grp] + mc @ cnt[n_grp:])
+        lo, hi = percentile_ci(boot[:, None], level)
         if len(keys) >= 2 and np.isfinite(lo[0]) and np.isfinite(hi[0]):  # as in score_samples
             ci = (float(lo[0]), float(hi[0]))
     p, method = mcnemar_p(tally[True, False], tally[False, True]) if n else (None, "none")

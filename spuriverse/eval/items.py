@@ -66,7 +66,7 @@ def collapse_rotations(samples: Iterable[Sample]) -> tuple[list[ItemOutcome], in
         if any((s.group_id, s.variant, s.n_options) != (first.group_id, first.variant, first.n_options)
                for s in rows):  # fmt: skip
             raise ValueError(f"item {item_id!r}: rotations disagree on group, variant or options")
-        if None in rotations or not all(0 <= r < first.n_options for r in rotations):  # type: ignore[operator]
+        if not all(r is not None and 0 <= r < first.n_options for r in rotations):
             raise ValueError(f"item {item_id!r}: bad rotations {rotations}")
         if len(rows) < first.n_options:
             incomplete += 1

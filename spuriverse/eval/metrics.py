@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
+from spuriverse.eval.bootstrap import cluster_totals, matmul_rows, percentile_ci, ratio, resample_counts
 from spuriverse.eval.items import ItemOutcome, collapse_rotations
 from spuriverse.schema import BootstrapInfo, FailureCounts, GroupRow, MetricValue, Sample
 
 # ItemOutcome and collapse_rotations live in spuriverse.eval.items; re-exported for existing callers.
-__all__ = ["BREAKDOWN_FIELDS", "CONTROL_BREAKDOWN_FIELDS", "METRIC_KEYS", "UNSPECIFIED", "ItemOutcome", "Scores",
-           "collapse_rotations", "score_samples"]
+__all__ = ["BREAKDOWN_FIELDS", "CONTROL_BREAKDOWN_FIELDS", "METRICS", "UNSPECIFIED", "ItemOutcome", "Metric", "Scores",
+           "Totals", "collapse_rotations", "register_metric", "score_samples"]
 
-METRIC_KEYS: tuple[str, ...] = (
-    "anchor_acc", "spurious_acc", "counter_acc", "control_acc", "overall_acc", "mean_group_acc",
-    "group_consistency", "worst_group_acc", "bottom_decile_group_acc", "gap_control_anchor",
-    "gap_control_spurious", "gap_counter_spurious", "failed_rate", "unparsed_rate",
-)  # fmt: skip
 BREAKDOWN_FIELDS: tuple[str, ...] = ("source_benchmark", "category", "spurious_attribute")
 CONTROL_BREAKDOWN_FIELDS: tuple[str, ...] = ("source_benchmark", "category")
 _VARIANT_CODE = {"anchor": 0, "spurious": 1, "counter": 2, "control": 3}
@@ -45,45 +41,6 @@ class Scores:
     failures: FailureCounts
     bootstrap: BootstrapInfo
     failures_as_wrong: bool = True
-
-
-def _resample_counts(rng: np.random.Generator, n_clusters: int, n_boot: int) -> np.ndarray:
-    """Row 0 = the observed data (each cluster once); rows 1.. = bootstrap multiplicities."""
-    idx = rng.integers(0, n_clusters, size=(n_boot, n_clusters)) if n_clusters else np.zeros((n_boot, 0), int)
-    flat = (idx + (np.arange(n_boot) * n_clusters)[:, None]).ravel()
-    boot = np.bincount(flat, minlength=n_boot * n_clusters).reshape(n_boot, n_clusters)
-    return np.vstack([np.ones((1, n_clusters)), boot.astype(float)])
-
-
-def _mm(m: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """m @ x, but row 0 (the point estimate) summed by numpy rather than BLAS, so estimates are
-    bit-identical whatever the number of bootstrap rows."""
-    head = (m[0].reshape(-1, *([1] * (x.ndim - 1))) * x).sum(axis=0)
-    return np.concatenate([head[None], m[1:] @ x])
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-
-def _percentile_ci(boot: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval per column of boot (resamples x metrics), ignoring NaN (undefined) draws.
-
-    Same interpolation as numpy's default ("linear") percentile, vectorised over columns.
-    """
-    s = np.sort(boot, axis=0)  # NaN sort last
-    m = (~np.isnan(boot)).sum(axis=0)
-    top = np.maximum(m - 1, 0)
-    cols = np.arange(boot.shape[1])
-    out = []
-    for q in ((1 - level) / 2, (1 + level) / 2):
-        pos = q * top
-        lo = np.floor(pos).astype(np.intp)
-        hi = np.minimum(lo + 1, top)
-        v = s[lo, cols] + (pos - lo) * (s[hi, cols] - s[lo, cols])
-        out.append(np.where(m > 0, v, np.nan))
-    return out[0], out[1]
 
 
 def _value(x: float) -> float | None:
@@ -110,16 +67,8 @@ def _group_extremes(counts: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np
     total = c.sum(axis=1)
     k = np.floor((total + 9) / 10)  # integer ceil(total / 10): 0.1 * 30 would give 4
     take = np.clip(k[:, None] - (np.cumsum(c, axis=1) - c), 0, c)
-    bottom = _ratio(_mm(take, a), k)
+    bottom = ratio(matmul_rows(take, a), k)
     return np.where(np.isfinite(worst), worst, np.nan), bottom
-
-
-def _cluster_totals(cols: dict[str, np.ndarray], counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-cluster sums (name -> (clusters,)) to totals per resample (name -> (resamples,))."""
-    names = list(cols)
-    mat = np.column_stack([cols[k] for k in names]) if names else np.zeros((counts.shape[1], 0))
-    t = _mm(counts, mat)
-    return {k: t[:, j] for j, k in enumerate(names)}
 
 
 @dataclass
@@ -178,7 +127,7 @@ def _group_sums(a: _ItemArrays) -> _GroupSums:
         gc[f"{v}_n"] = a.count((a.var == code) & a.scored, a.n_g)
         gc[f"{v}_c"] = a.count((a.var == code) & a.scored & a.correct, a.n_g)
     right, asked = gc["anchor_c"] + gc["spurious_c"], gc["anchor_n"] + gc["spurious_n"]
-    acc_g = _ratio(right, asked)
+    acc_g = ratio(right, asked)
     eligible = (gc["anchor_n"] > 0) & (gc["spurious_n"] > 0)
     consistent = eligible & (right == asked)
     with_counter = gc["counter_n"] > 0
@@ -232,41 +181,116 @@ def _breakdown_blocks(a: _ItemArrays) -> list[_Block]:
     return blocks
 
 
-def _metric_series(
-    g: _GroupSums, cc: dict[str, np.ndarray], mg: np.ndarray, mc: np.ndarray,
-) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:  # fmt: skip
-    """name -> (value per resample, items (or groups) per resample, clusters behind it), in METRIC_KEYS
-    order; mg / mc = the group / control resample counts."""
-    gc = g.sums
-    tg, tc = _cluster_totals(gc, mg), _cluster_totals(cc, mc)
-    n_a, n_s, n_k, n_ctl = tg["anchor_n"], tg["spurious_n"], tg["counter_n"], tc["control_n"]
-    anchor, spur = _ratio(tg["anchor_c"], n_a), _ratio(tg["spurious_c"], n_s)
-    counter, control = _ratio(tg["counter_c"], n_k), _ratio(tc["control_c"], n_ctl)
-    n_all = tg["items"] + tc["items"]
+Series = tuple[np.ndarray, np.ndarray, int]  # value per resample, items (or groups) per resample, clusters
+
+
+@dataclass(frozen=True)
+class Totals:
+    """What every metric is computed from: totals per resample (row 0 = the observed data) over the
+    group clusters (`g`) and the control clusters (`c`), the per-cluster sums behind them, and the
+    per-resample worst-group / bottom-decile accuracies."""
+
+    g: dict[str, np.ndarray]
+    c: dict[str, np.ndarray]
+    per_group: dict[str, np.ndarray]
+    per_control: dict[str, np.ndarray]
+    worst: np.ndarray
+    bottom: np.ndarray
+
+    def groups_with(self, *names: str) -> int:
+        """Group clusters contributing to a quantity (nonzero in any of the named per-group sums)."""
+        return int(np.count_nonzero(sum(self.per_group[k] for k in names)))
+
+    def controls_with(self, *names: str) -> int:
+        return int(np.count_nonzero(sum(self.per_control[k] for k in names)))
+
+    def variant(self, v: str) -> Series:
+        """Accuracy over the items of variant `v` (anchor, spurious, counter: groups; control: controls)."""
+        tot, clusters = (self.c, self.controls_with) if v == "control" else (self.g, self.groups_with)
+        return ratio(tot[f"{v}_c"], tot[f"{v}_n"]), tot[f"{v}_n"], clusters(f"{v}_n")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: its key in results.json, its label in reports, and how it is computed."""
+
+    name: str
+    label: str
+    compute: Callable[[Totals], Series]
+
+
+# The metric registry: a new metric is one `register_metric` call (its results.json key, report label and
+# formula); results.json, the report and the leaderboard take their metrics from here, in this order.
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, label: str, compute: Callable[[Totals], Series]) -> Metric:
+    if name in METRICS:
+        raise ValueError(f"metric {name!r} is already registered")
+    METRICS[name] = Metric(name, label, compute)
+    return METRICS[name]
+
+
+def _gap(first: str, second: str) -> Callable[[Totals], Series]:
+    """`first` minus `second` accuracy; intervals need clusters on both sides."""
+    def compute(t: Totals) -> Series:
+        (a, n_a, k_a), (b, n_b, k_b) = t.variant(first), t.variant(second)
+        return a - b, n_a + n_b, min(k_a, k_b)
+    return compute
+
+
+def _overall(t: Totals) -> Series:
+    n = t.g["anchor_n"] + t.g["spurious_n"]
+    return ratio(t.g["anchor_c"] + t.g["spurious_c"], n), n, t.groups_with("has_acc")
+
+
+def _group_level(value: Callable[[Totals], np.ndarray]) -> Callable[[Totals], Series]:
+    """A quantity over the groups that have a scored anchor or spurious item."""
+    return lambda t: (value(t), t.g["has_acc"], t.groups_with("has_acc"))
+
+
+def _counter_minus_spurious(t: Totals) -> Series:
+    counter, n_k, _ = t.variant("counter")
+    n_s = t.g["cs_spurious_n"]
+    return counter - ratio(t.g["cs_spurious_c"], n_s), n_k + n_s, t.groups_with("cs_spurious_n")
+
+
+def _rate(what: str) -> Callable[[Totals], Series]:
+    """Items `what` (failed, unparsed) over all items, controls included."""
+    def compute(t: Totals) -> Series:
+        n = t.g["items"] + t.c["items"]
+        return ratio(t.g[what] + t.c[what], n), n, t.groups_with("items") + t.controls_with("items")
+    return compute
+
+
+def _variant(v: str) -> Callable[[Totals], Series]:
+    return lambda t: t.variant(v)
+
+
+register_metric("anchor_acc", "Anchor accuracy (real images)", _variant("anchor"))
+register_metric("spurious_acc", "Spurious-group accuracy (with cue)", _variant("spurious"))
+register_metric("counter_acc", "Counter accuracy (without cue)", _variant("counter"))
+register_metric("control_acc", "Control accuracy (non-spurious)", _variant("control"))
+register_metric("overall_acc", "Overall accuracy (anchor + spurious)", _overall)
+register_metric("mean_group_acc", "Mean group accuracy", _group_level(lambda t: ratio(t.g["group_acc"], t.g["has_acc"])))
+register_metric("group_consistency", "Group consistency (anchor and all spurious right)",
+                lambda t: (ratio(t.g["consistent"], t.g["eligible"]), t.g["eligible"], t.groups_with("eligible")))
+register_metric("worst_group_acc", "Worst-group accuracy", _group_level(lambda t: t.worst))
+register_metric("bottom_decile_group_acc", "Bottom-decile group accuracy", _group_level(lambda t: t.bottom))
+register_metric("gap_control_anchor", "Gap: control − anchor", _gap("control", "anchor"))
+register_metric("gap_control_spurious", "Gap: control − spurious", _gap("control", "spurious"))
+register_metric("gap_counter_spurious", "Gap: counter − spurious (groups with counters)", _counter_minus_spurious)
+register_metric("failed_rate", "Failed rate", _rate("failed"))
+register_metric("unparsed_rate", "Unparsed rate", _rate("unparsed"))
+
+
+def _metric_series(g: _GroupSums, cc: dict[str, np.ndarray], mg: np.ndarray,
+                   mc: np.ndarray) -> dict[str, Series]:
+    """name -> series of every registered metric, in registry order; mg / mc = the group / control
+    resample counts."""
     worst, bottom = _group_extremes(mg, g.acc)
-    n_grp = tg["has_acc"]
-
-    def nz(*cols: np.ndarray) -> int:  # clusters contributing to a quantity
-        return int(np.count_nonzero(sum(cols)))
-
-    k_a, k_s, k_c, k_grp = nz(gc["anchor_n"]), nz(gc["spurious_n"]), nz(cc["control_n"]), nz(gc["has_acc"])
-    return {
-        "anchor_acc": (anchor, n_a, k_a),
-        "spurious_acc": (spur, n_s, k_s),
-        "counter_acc": (counter, n_k, nz(gc["counter_n"])),
-        "control_acc": (control, n_ctl, k_c),
-        "overall_acc": (_ratio(tg["anchor_c"] + tg["spurious_c"], n_a + n_s), n_a + n_s, k_grp),
-        "mean_group_acc": (_ratio(tg["group_acc"], n_grp), n_grp, k_grp),
-        "group_consistency": (_ratio(tg["consistent"], tg["eligible"]), tg["eligible"], nz(gc["eligible"])),
-        "worst_group_acc": (worst, n_grp, k_grp),
-        "bottom_decile_group_acc": (bottom, n_grp, k_grp),
-        "gap_control_anchor": (control - anchor, n_ctl + n_a, min(k_c, k_a)),
-        "gap_control_spurious": (control - spur, n_ctl + n_s, min(k_c, k_s)),
-        "gap_counter_spurious": (counter - _ratio(tg["cs_spurious_c"], tg["cs_spurious_n"]),
-                                 n_k + tg["cs_spurious_n"], nz(gc["cs_spurious_n"])),  # fmt: skip
-        "failed_rate": (_ratio(tg["failed"] + tc["failed"], n_all), n_all, nz(gc["items"]) + nz(cc["items"])),
-        "unparsed_rate": (_ratio(tg["unparsed"] + tc["unparsed"], n_all), n_all, nz(gc["items"]) + nz(cc["items"])),
-    }
+    t = Totals(cluster_totals(g.sums, mg), cluster_totals(cc, mc), g.sums, cc, worst, bottom)
+    return {name: m.compute(t) for name, m in METRICS.items()}
 
 
 def _metric_values(
@@ -281,13 +305,13 @@ def _metric_values(
     n_clusters = [series[k][2] for k in names]
     for b in blocks:
         m = mc if b.is_control else mg
-        t_n = _mm(m, b.asked)
-        table.append(_ratio(_mm(m, b.right), t_n))
+        t_n = matmul_rows(m, b.asked)
+        table.append(ratio(matmul_rows(m, b.right), t_n))
         n_items += t_n[0].tolist()
         n_clusters += np.count_nonzero(b.asked, axis=0).tolist()
         names += [f"{b.name}\x00{lab}" for lab in b.labels]
     mat = np.hstack(table)
-    lo, hi = _percentile_ci(mat[1:], level) if with_intervals else (None, None)
+    lo, hi = percentile_ci(mat[1:], level) if with_intervals else (None, None)
     values: dict[str, MetricValue] = {}
     for j, k in enumerate(names):
         v = _value(mat[0, j])
@@ -345,15 +369,15 @@ def score_samples(
     g, cc = _group_sums(a), _control_sums(a)
     blocks = _breakdown_blocks(a) if breakdowns else []
     rng = np.random.default_rng(seed)  # groups are drawn first, then control clusters, from one stream
-    mg = _resample_counts(rng, a.n_g, n_bootstrap)
-    mc = _resample_counts(rng, a.n_c, n_bootstrap)
+    mg = resample_counts(rng, a.n_g, n_bootstrap)
+    mc = resample_counts(rng, a.n_c, n_bootstrap)
     values = _metric_values(_metric_series(g, cc, mg, mc), blocks, mg, mc, level, n_bootstrap > 0)
     by: dict[str, dict[str, MetricValue]] = {}
-    for k in list(values)[len(METRIC_KEYS) :]:
+    for k in list(values)[len(METRICS) :]:
         name, lab = k.split("\x00", 1)
         by.setdefault(name, {})[lab] = values[k]
     return Scores(
-        metrics={k: values[k] for k in METRIC_KEYS}, breakdowns=by, per_group=_per_group_rows(a, g),
+        metrics={k: values[k] for k in METRICS}, breakdowns=by, per_group=_per_group_rows(a, g),
         failures=_failure_counts(a, expected_items, incomplete),
         bootstrap=BootstrapInfo(iterations=n_bootstrap, seed=seed, level=level), failures_as_wrong=failures_as_wrong,
     )  # fmt: skip

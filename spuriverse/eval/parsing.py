@@ -45,6 +45,14 @@ from dataclasses import dataclass
 from spuriverse.schema import MAX_OPTIONS, letters_for
 
 PARSER_VERSION = "1.1"
+
+
+def best_letter(logprobs: dict[str, float]) -> str | None:
+    """The letter a run answers by log-prob: the highest, ties to the earliest letter (deterministic,
+    never random); None when there are none. The runner and the leaderboard's verifier both decide by this."""
+    return max(logprobs, key=lambda k: (logprobs[k], -ord(k))) if logprobs else None
+
+
 # What each parser version adds; a version not listed here is unknown (never guessed at).
 PARSER_FEATURES: dict[str, frozenset[str]] = {
     "1.0": frozenset(),

@@ -1,28 +1,36 @@
-"""Prompt strategies: render an item's question and options into (system, user) text."""
+"""Prompt strategies: render an item's question and options into (system, user) text.
+
+`STRATEGIES` is the one registry of prompt strategies: the entries of `templates/strategies.toml`
+(system and user text, the default answer length) plus any added with `register_strategy`. The CLI's
+`--strategy` choices (`eval`, `curate verify`, `train`), run validation and the leaderboard's check of
+a submission all come from it. A template's hash (name, system and user text) goes into every sample.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from dataclasses import dataclass
-from functools import cache
 from importlib import resources
 
-from spuriverse.schema import Strategy, letters_for
+from spuriverse.schema import letters_for
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-STRATEGIES: tuple[str, ...] = ("direct", "cot", "spurious_aware")
-
-
 @dataclass(frozen=True)
 class Template:
+    """One prompt strategy: its name, system and user text (placeholders: see strategies.toml) and how
+    many new tokens an answer may take unless a run says otherwise."""
+
     name: str
     system: str
     user: str
+    max_new_tokens: int = 16
+    help: str = ""  # one line for --help (not part of the hash)
 
     @property
     def hash(self) -> str:
@@ -39,26 +47,54 @@ class RenderedPrompt:
     template_hash: str
 
 
-@cache
-def _templates() -> dict[str, Template]:
+STRATEGIES: dict[str, Template] = {}
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")  # the schema's Strategy pattern
+
+
+def register_strategy(name: str, system: str, user: str, max_new_tokens: int = 16, help: str = "") -> Template:
+    """Add a prompt strategy (the texts are stripped; `max_new_tokens` is its default answer length)."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"strategy name {name!r}: lowercase letters, digits and _ (at most 40)")
+    if name in STRATEGIES:
+        raise ValueError(f"strategy {name!r} is already registered")
+    if max_new_tokens < 1:
+        raise ValueError(f"strategy {name!r}: max_new_tokens must be >= 1")
+    STRATEGIES[name] = Template(name, system.strip(), user.strip(), max_new_tokens, help)
+    return STRATEGIES[name]
+
+
+def _register_builtin() -> None:
     text = resources.files("spuriverse.eval").joinpath("templates/strategies.toml").read_text("utf-8")
-    data = tomllib.loads(text)
-    return {name: Template(name, t["system"].strip(), t["user"].strip()) for name, t in data.items()}
+    for name, t in tomllib.loads(text).items():
+        register_strategy(name, t["system"], t["user"], t["max_new_tokens"], t.get("help", ""))
 
 
-def get_template(strategy: Strategy | str) -> Template:
+_register_builtin()
+
+
+def strategies_help() -> str:
+    """The strategies for a --strategy help text."""
+    return "; ".join(f"{t.name}: {t.help}" if t.help else t.name for t in STRATEGIES.values())
+
+
+def get_template(strategy: str) -> Template:
     try:
-        return _templates()[strategy]
+        return STRATEGIES[strategy]
     except KeyError:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}") from None
 
 
+def format_option(letter: str, text: str) -> str:
+    """One option as every prompt shows it: "(X) text"."""
+    return f"({letter}) {text.strip()}"
+
+
 def format_options(options: list[str]) -> str:
     """One "(X) text" line per real option: a 2-option item shows 2 lines, never "(C) nan"."""
-    return "\n".join(f"({letter}) {text.strip()}" for letter, text in zip(letters_for(len(options)), options))
+    return "\n".join(format_option(letter, text) for letter, text in zip(letters_for(len(options)), options))
 
 
-def render_prompt(question: str, options: list[str], strategy: Strategy | str = "direct") -> RenderedPrompt:
+def render_prompt(question: str, options: list[str], strategy: str = "direct") -> RenderedPrompt:
     """Render a question with the item's true option count under a strategy."""
     t = get_template(strategy)
     letters = letters_for(len(options))

@@ -2,35 +2,30 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import numpy as np
+from jinja2 import Template
+from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from spuriverse.schema import GroupRow, MetricValue, RunResult
+from spuriverse.eval.metrics import METRICS
+from spuriverse.schema import GenerationInfo, GroupRow, MetricValue, RunResult
+from spuriverse.templating import Markup, markdown_environment
 
 REPORT_MD, PER_GROUP_PNG, SPLITS_PNG = "report.md", "per_group_accuracy.png", "splits.png"
 WORST_N = 20  # per-group rows shown before the collapsed full table
 MAX_LABELLED_BARS = 40
 
-METRIC_LABELS: dict[str, str] = {
-    "overall_acc": "Overall accuracy (anchor + spurious)",
-    "anchor_acc": "Anchor accuracy (real images)",
-    "spurious_acc": "Spurious-group accuracy (with cue)",
-    "counter_acc": "Counter accuracy (without cue)",
-    "control_acc": "Control accuracy (non-spurious)",
-    "mean_group_acc": "Mean group accuracy",
-    "group_consistency": "Group consistency (anchor and all spurious right)",
-    "bottom_decile_group_acc": "Bottom-decile group accuracy",
-    "worst_group_acc": "Worst-group accuracy",
-    "gap_control_anchor": "Gap: control − anchor",
-    "gap_control_spurious": "Gap: control − spurious",
-    "gap_counter_spurious": "Gap: counter − spurious (groups with counters)",
-    "failed_rate": "Failed rate",
-    "unparsed_rate": "Unparsed rate",
-}
+# The report's headline order; any other metric follows (sorted by key), labelled from the registry.
+REPORT_ORDER: tuple[str, ...] = (
+    "overall_acc", "anchor_acc", "spurious_acc", "counter_acc", "control_acc", "mean_group_acc",
+    "group_consistency", "bottom_decile_group_acc", "worst_group_acc", "gap_control_anchor", "gap_control_spurious",
+    "gap_counter_spurious", "failed_rate", "unparsed_rate",
+)  # fmt: skip
 BREAKDOWN_TITLES: dict[str, str] = {
     "source_benchmark": "By source benchmark (anchor + spurious items)",
     "category": "By question category (anchor + spurious items)",
@@ -53,7 +48,7 @@ def _code(text: object) -> str:
     return "`" + str(text).replace("`", "'").replace("\r", " ").replace("\n", " ") + "`"
 
 
-def _extra_generation(g) -> list[tuple[str, object]]:
+def _extra_generation(g: GenerationInfo) -> list[tuple[str, object]]:
     """Generation settings beyond the greedy defaults (top_p, min_p, seed, reasoning effort, preset)."""
     keys = ("top_p", "min_p", "seed", "reasoning_effort", "preset")
     return [(k, getattr(g, k)) for k in keys if getattr(g, k) is not None]
@@ -79,117 +74,56 @@ def _metric_cells(key: str, m: MetricValue) -> tuple[str, str]:
     return value, ci
 
 
-def _metrics_table(metrics: dict[str, MetricValue], level: float) -> list[str]:
-    keys = [k for k in METRIC_LABELS if k in metrics] + sorted(k for k in metrics if k not in METRIC_LABELS)
-    lines = [f"| metric | value | {100 * level:g} % CI | n |", "|---|---:|---:|---:|"]
+def _metric_rows(metrics: dict[str, MetricValue]) -> list[list[str]]:
+    keys = [k for k in REPORT_ORDER if k in metrics] + sorted(k for k in metrics if k not in REPORT_ORDER)
+    rows = []
     for k in keys:
         value, ci = _metric_cells(k, metrics[k])
-        lines.append(f"| {_esc(METRIC_LABELS.get(k, k))} (`{_esc(k)}`) | {value} | {ci} | {metrics[k].n} |")
-    return lines
+        label = METRICS[k].label if k in METRICS else k
+        rows.append([f"{label} (`{k}`)", value, ci, str(metrics[k].n)])
+    return rows
 
 
-def _breakdown_table(values: dict[str, MetricValue], level: float) -> list[str]:
-    lines = [f"| value | accuracy | {100 * level:g} % CI | n |", "|---|---:|---:|---:|"]
-    for name, m in values.items():
-        value, ci = _metric_cells("acc", m)
-        lines.append(f"| {_esc(name)} | {value} | {ci} | {m.n} |")
-    return lines
+def _breakdown_rows(values: dict[str, MetricValue]) -> list[list[str]]:
+    return [[name, *_metric_cells("acc", m), str(m.n)] for name, m in values.items()]
 
 
 def _mark(flag: bool | None) -> str:
     return "—" if flag is None else ("✓" if flag else "✗")
 
 
-def _group_table(rows: list[GroupRow]) -> list[str]:
-    lines = [
-        "| group | source | spurious attribute | items | acc | anchor | spurious | counter | consistent | failed | unparsed |",
-        "|---|---|---|---:|---:|:-:|---:|---:|:-:|---:|---:|",
-    ]  # fmt: skip
-    for r in rows:
-        lines.append(
-            f"| {_esc(r.group_id)} | {_esc(r.source_benchmark)} | {_esc(r.spurious_attribute)} | {r.n_items} | "
-            f"{_pct(r.acc)} | {_mark(r.anchor_correct)} | {_pct(r.spurious_acc)} | {_pct(r.counter_acc)} | "
-            f"{_mark(r.consistent)} | {r.n_failed} | {r.n_unparsed} |"
-        )
-    return lines
+def _group_rows(rows: list[GroupRow]) -> list[list[object]]:
+    return [[r.group_id, r.source_benchmark, r.spurious_attribute, r.n_items, _pct(r.acc), _mark(r.anchor_correct),
+             _pct(r.spurious_acc), _pct(r.counter_acc), _mark(r.consistent), r.n_failed, r.n_unparsed]
+            for r in rows]
 
 
 def _worst_first(rows: list[GroupRow]) -> list[GroupRow]:
     return sorted(rows, key=lambda r: (r.acc is None, r.acc if r.acc is not None else 0.0, r.group_id))
 
 
+@cache
+def _template() -> Template:
+    env = markdown_environment("spuriverse.eval", _esc)
+    env.filters.update(code=lambda text: Markup(_code(text)), pct=_pct, markup=Markup)
+    return env.get_template("report.md.j2")
+
+
 def render_markdown(result: RunResult) -> str:
-    """The text of report.md."""
-    r, b, m, h, f = result, result.benchmark, result.model, result.harness, result.failures
-    level = r.bootstrap.level
-    where = "/".join(x for x in (b.config, b.split) if x) or "default"
-    rev = f"@{_esc(b.revision)}" if b.revision else ""
-    out = [
-        f"# SpuriVerse report: {_esc(m.alias)} ({_code(m.checkpoint)})",
-        "",
-        f"Benchmark {_code(b.source)} ({_esc(where)}{rev}), fingerprint {_code(b.fingerprint[:12])} — "
-        f"{b.n_items} items in {b.n_groups} groups ("
-        + ", ".join(f"{_esc(k)} {v}" for k, v in sorted(b.counts.items())) + "). "
-        f"Strategy `{r.strategy}`, scoring `{r.scoring}`{', CircularEval' if r.circular else ''}"
-        f"{', blind (no image)' if m.blind else ''}. Created {_esc(r.created)}.",
-        "",
-        *([f"> **Note:** {_esc(m.note)}", ""] if m.note else []),
-        "## Metrics",
-        "",
-        *_metrics_table(r.metrics, level),
-        "",
-        f"Failures: failed {f.n_failed} ({_pct(f.failed_rate)} %), unparsed {f.n_unparsed} "
-        f"({_pct(f.unparsed_rate)} %) of {f.n_samples} items — "
-        + ("counted as wrong." if r.failures_count_as_wrong else "excluded from accuracy denominators.")
-        + (f" Missing (no complete sample): {f.n_missing}." if f.n_missing else "")
-        + (" By type: " + ", ".join(f"{_esc(k)} {v}" for k, v in sorted(f.by_type.items())) + "." if f.by_type else ""),
-        "",
-        (f"Intervals: {100 * level:g} % percentile bootstrap over whole groups (control items as their own "
-         f"clusters), {r.bootstrap.iterations} iterations, seed {r.bootstrap.seed}; none where fewer than 2 "
-         "groups (clusters) contribute." if r.bootstrap.iterations else "Intervals: not computed (bootstrap off).")
-        + " Gaps are in percentage points.",
-        "",
-        f"![accuracy by split]({SPLITS_PNG})",
-        "",
-    ]
-    if r.breakdowns:
-        out += ["## Breakdowns", ""]
-        for name, values in r.breakdowns.items():
-            out += [f"### {_esc(BREAKDOWN_TITLES.get(name, name))}", "", *_breakdown_table(values, level), ""]
+    """The text of report.md (templates/report.md.j2: every value escaped for markdown, code spans aside)."""
+    r, b = result, result.benchmark
     rows = _worst_first(r.per_group)
-    out += ["## Per group", "", f"![per-group accuracy]({PER_GROUP_PNG})", ""]
-    if rows:
-        out += [f"Worst {min(WORST_N, len(rows))} of {len(rows)} groups:", "", *_group_table(rows[:WORST_N]), ""]
-    if len(rows) > WORST_N:
-        full = sorted(r.per_group, key=lambda g: g.group_id)
-        out += [f"<details><summary>All {len(rows)} groups</summary>", "", *_group_table(full), "", "</details>", ""]
-    timings = ", ".join(f"{_esc(k)} {v:.1f} s" for k, v in sorted(r.timings.items())) or "—"
-    packages = ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in sorted(r.packages.items())) or "—"
-    g = r.generation
-    out += [
-        "## Run",
-        "",
-        f"- Model: alias {_code(m.alias)}, backend {_code(m.backend)}, checkpoint {_code(m.checkpoint)}"
-        f"{', revision ' + _code(m.revision) if m.revision else ''}{', dtype ' + _esc(m.dtype) if m.dtype else ''}"
-        f"{', device ' + _esc(m.device) if m.device else ''}"
-        f"{', provider ' + _code(m.provider) if m.provider else ''}"
-        f"{', quantization ' + _esc(m.quantization) if m.quantization else ''}",
-        f"- Benchmark: {_code(b.source)}, layout {b.layout}, fingerprint {_code(b.fingerprint)}",
-        f"- Strategy `{r.strategy}`, scoring `{r.scoring}`, CircularEval {'on' if r.circular else 'off'}, seed {r.seed}",
-        f"- Generation: max_new_tokens {g.max_new_tokens}, do_sample {g.do_sample}, temperature "
-        + ("provider default" if g.temperature is None else f"{g.temperature:g}")
-        + "".join(f", {k} {_esc(str(v))}" for k, v in _extra_generation(g))
-        + (f", top_logprobs {g.top_logprobs}" if g.top_logprobs is not None else ""),
-        f"- Prompt hash {_code(r.prompt_hash)}, parser version {_code(r.parser_version)}",
-        f"- Harness: spuriverse {_esc(h.version)}, commit {_code((h.git_commit or 'unknown')[:12])}"
-        + ("" if h.dirty is None else (", dirty working tree" if h.dirty else ", clean")),
-        f"- Timings: {timings}",
-        f"- Packages: {packages}",
-        f"- Samples: {_code(r.samples_file)}" + (f" (sha256 {_code(r.samples_sha256[:16] + '…')})" if r.samples_sha256 else ""),
-        f"- Schema version {_esc(r.schema_version)}",
-        "",
-    ]
-    return "\n".join(out)
+    return _template().render(
+        r=r, b=b, m=r.model, h=r.harness, f=r.failures, g=r.generation, level=r.bootstrap.level,
+        where="/".join(x for x in (b.config, b.split) if x) or "default",
+        metric_rows=_metric_rows(r.metrics), splits_png=SPLITS_PNG, per_group_png=PER_GROUP_PNG,
+        breakdowns=[(BREAKDOWN_TITLES.get(name, name), _breakdown_rows(values)) for name, values in r.breakdowns.items()],
+        worst=_group_rows(rows[:WORST_N]), n_groups=len(rows),
+        all_groups=_group_rows(sorted(r.per_group, key=lambda g: g.group_id)) if len(rows) > WORST_N else [],
+        extra_generation=_extra_generation(r.generation),
+        timings=", ".join(f"{k} {v:.1f} s" for k, v in sorted(r.timings.items())) or "—",
+        packages=", ".join(f"{k} {v}" for k, v in sorted(r.packages.items())) or "—",
+    )
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -209,7 +143,8 @@ def plot_per_group(result: RunResult, path: Path) -> None:
         colors = ["#3182bd" if r.consistent else "#e6550d" for r in rows]
         ax.bar(x, acc, width=0.8, color=colors, linewidth=0)
         ax.set_xlim(-0.6, len(rows) - 0.4)
-        handles = [Patch(color="#3182bd", label="consistent"), Patch(color="#e6550d", label="not consistent")]
+        handles: list[Artist] = [Patch(color="#3182bd", label="consistent"),
+                                 Patch(color="#e6550d", label="not consistent")]
         mean = result.metrics.get("mean_group_acc")
         if mean is not None and mean.value is not None:
             handles.append(ax.axhline(100 * mean.value, color="black", lw=1, ls="--", label=f"mean {100 * mean.value:.1f} %"))

@@ -7,50 +7,22 @@ eval` and the leaderboard's re-scorer all go through `build_result`.
 from __future__ import annotations
 
 import hashlib
-import subprocess
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
-import spuriverse
 from spuriverse.eval.metrics import score_samples
-from spuriverse.atomic import atomic_write_text
 from spuriverse.eval.samples import SAMPLES, read_run_samples
-from spuriverse.schema import HarnessInfo, RunManifest, RunResult, Sample
+from spuriverse.persist import atomic_write_text
+
+# One definition each, in spuriverse.provenance; re-exported here for code that imported them from
+# this module before (train).
+from spuriverse.provenance import harness_info, now_iso, package_versions
+from spuriverse.schema import RunManifest, RunResult, Sample
+
+__all__ = ["MANIFEST", "RESULTS", "build_result", "file_sha256", "harness_info", "now_iso", "package_versions",
+           "write_result"]
 
 MANIFEST = "run.json"
 RESULTS = "results.json"
-_PACKAGES = ("torch", "transformers", "datasets", "accelerate", "openai", "tokenizers", "pydantic",
-             "numpy", "pillow", "pandas")
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def harness_info() -> HarnessInfo:
-    """Version, and the git commit + dirty flag when the package runs from a checkout."""
-    root = Path(spuriverse.__file__).resolve().parent.parent
-    commit = dirty = None
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=5, check=True).stdout.strip() or None
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=5, check=True).stdout
-        dirty = bool(status.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return HarnessInfo(version=spuriverse.__version__, git_commit=commit, dirty=dirty)
-
-
-def package_versions() -> dict[str, str]:
-    out = {}
-    for name in _PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 def file_sha256(path: Path) -> str:

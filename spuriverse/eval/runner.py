@@ -18,22 +18,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from spuriverse.atomic import atomic_write_text
+from spuriverse.persist import atomic_write_text
 from spuriverse.data import Benchmark, LoadedItem, load_benchmark
-from spuriverse.eval.parsing import PARSER_VERSION, parse_answer
+from spuriverse.eval.parsing import PARSER_VERSION, best_letter, parse_answer
 from spuriverse.locking import folder_lock
 from spuriverse.eval.prefetch import prefetch
 from spuriverse.eval.prompts import Template, get_template, render_prompt, rotate_options
-from spuriverse.eval.results import (
-    MANIFEST,
-    RESULTS,
-    build_result,
-    file_sha256,
-    harness_info,
-    now_iso,
-    package_versions,
-    write_result,
-)
+from spuriverse.eval.results import MANIFEST, RESULTS, build_result, file_sha256, write_result
 from spuriverse.eval.report import REPORT_MD
 from spuriverse.eval.samples import (
     SAMPLES,
@@ -44,12 +35,12 @@ from spuriverse.eval.samples import (
     shard_files,
     write_canonical,
 )
+from spuriverse.provenance import harness_info, now_iso, package_versions
 from spuriverse.models.base import LVLM, Generation, OptionScores, Request
 from spuriverse.models.presets import GenerationPreset, generation_preset
 from spuriverse.models.registry import AUTO_SCORING, ModelSpec, build_model, resolve_model
 from spuriverse.schema import ColumnMapping, GenerationInfo, Item, RunConfig, RunManifest, RunResult, Sample
 
-DEFAULT_MAX_NEW_TOKENS = {"direct": 16, "cot": 768, "spurious_aware": 768}
 # A chunk handed to the model is also capped by image memory (decoded RGB pixels, or encoded bytes
 # for backends that send bytes), so large images keep memory bounded whatever the chunk size.
 CHUNK_IMAGE_BYTES = 300_000_000
@@ -171,8 +162,7 @@ def _make_sample(p: _Pending, scoring: str, prompt_hash: str, response: OptionSc
                       raw=getattr(response, "text", None))
     if isinstance(response, OptionScores):
         lps = _finite(response.logprobs) or {}
-        # Highest log-prob; ties go to the earliest letter (deterministic, never random).
-        pred = max(lps, key=lambda k: (lps[k], -ord(k))) if lps else None
+        pred = best_letter(lps)
         return Sample(**base, prediction=pred, correct=pred == p.answer,
                       parse_status="logprob" if pred else "unparsed", logprobs=lps or None)
     parsed = parse_answer(response.text, p.options)
@@ -254,7 +244,7 @@ def _resolve_run(opts: EvalOptions) -> _Run:
     requested = preset.scoring if preset and opts.scoring == "auto" else opts.scoring
     scoring = _choose_scoring(requested, opts.strategy, spec.backend)
     template = get_template(opts.strategy)
-    max_new = opts.max_new_tokens or (preset and preset.max_new_tokens) or DEFAULT_MAX_NEW_TOKENS[opts.strategy]
+    max_new = opts.max_new_tokens or (preset and preset.max_new_tokens) or template.max_new_tokens
     config = RunConfig(
         model=spec.alias, backend=spec.backend, checkpoint=spec.checkpoint, revision=spec.revision,
         dataset=opts.dataset, config=opts.config, split=opts.split, dataset_revision=opts.revision,
@@ -268,7 +258,7 @@ def _resolve_run(opts: EvalOptions) -> _Run:
                 t_start, preset)
 
 
-def _load_model(run: _Run, manifest: RunManifest | None) -> tuple[Any, RunManifest]:
+def _load_model(run: _Run, manifest: RunManifest | None) -> tuple[LVLM, RunManifest]:
     """Build the model and (re)write the run manifest with what it reports about itself."""
     opts, spec, state = run.opts, run.spec, run.state
     t0 = time.perf_counter()
@@ -277,19 +267,17 @@ def _load_model(run: _Run, manifest: RunManifest | None) -> tuple[Any, RunManife
     if state is not None:
         overrides.setdefault("device", str(state.device))
     model = build_model(spec, seed=opts.seed, **overrides)
-    if run.scoring == "logprob" and not getattr(model, "supports_logprobs", True):
+    if run.scoring == "logprob" and not model.supports_logprobs:
         model.close()
         raise ValueError(f"{spec.alias} returns no log-probs: use --scoring generate")
-    if hasattr(model, "prepare"):
-        model.prepare(run.bench.answer_counts)
+    model.prepare(run.bench.answer_counts)
     run.timings["load_model_s"] = time.perf_counter() - t0
     info = model.info.model_copy(update={"alias": spec.alias, "blind": opts.blind, "note": opts.model_note})
     manifest = RunManifest(
         created=manifest.created if manifest else now_iso(), config=run.config,
         benchmark=run.bench.info(), model=info,
         generation=GenerationInfo(max_new_tokens=run.max_new, preset=opts.preset,
-                                  top_logprobs=getattr(model, "top_logprobs", None),
-                                  **getattr(model, "generation", {})),
+                                  top_logprobs=model.top_logprobs, **model.generation),
         harness=harness_info(), packages=package_versions(), limit=opts.limit,
     )
     if run.rank == 0:
@@ -309,7 +297,7 @@ def _infer(run: _Run, model: LVLM, plan: _Plan, todo: int) -> None:
     with SampleWriter(shard) as writer:
         pending: list[tuple[_Pending, Request]] = []
         held = 0
-        keep_pixels = getattr(model, "needs_pixels", True)
+        keep_pixels = model.needs_pixels
 
         def flush() -> None:
             nonlocal held

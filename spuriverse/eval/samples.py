@@ -84,7 +84,14 @@ def read_run_samples(run_dir: Path, *, repair: bool = False) -> list[Sample]:
 
 
 class SampleWriter(JsonlAppender):
-    """Append-only writer: one JSON line per sample, durable (fsynced) before `write` returns."""
+    """Append-only writer: one JSON line per sample, written at once (a killed run keeps every sample
+    `write` returned), fsynced at most `SYNC_EVERY_S` later and at close (grouped: a fast model answers
+    faster than this disk fsyncs; see `spuriverse.persist`)."""
+
+    SYNC_EVERY_S = 1.0
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, sync_every_s=self.SYNC_EVERY_S)
 
     def write(self, sample: Sample) -> None:
         self.append(sample)
@@ -99,7 +106,8 @@ def write_canonical(run_dir: Path, samples: Iterable[Sample]) -> Path:
     """Atomically rewrite `samples.jsonl` in benchmark order (index, rotation) and remove merged
     shards, so identical runs give identical files whatever the completion order or process count."""
     target = run_dir / SAMPLES
-    atomic_write_jsonl(target, sorted(samples, key=_order_key))
+    ordered: list[Sample] = sorted(samples, key=_order_key)
+    atomic_write_jsonl(target, ordered)
     _drop_shards(run_dir)
     return target
 

@@ -15,8 +15,7 @@ from pydantic import ValidationError
 
 from spuriverse.eval.compare import mcnemar_p
 from spuriverse.eval.items import collapse_rotations
-from spuriverse.eval.results import now_iso
-from spuriverse.atomic import atomic_write_bytes, atomic_write_text
+from spuriverse.persist import atomic_write_bytes, atomic_write_text
 from spuriverse.leaderboard.store import (
     board_lock,
     check_board_name,
@@ -25,6 +24,7 @@ from spuriverse.leaderboard.store import (
     gzip_bytes,
     slugify,
 )
+from spuriverse.provenance import now_iso
 from spuriverse.leaderboard.verify import SubmissionRejected, VerifiedRun, load_results, verify_run
 from spuriverse.schema import (
     BenchmarkItemRecord,
@@ -33,6 +33,7 @@ from spuriverse.schema import (
     LeaderboardEntry,
     LeaderboardPolicy,
     PairedTest,
+    RunResult,
 )
 
 BENCHMARK = "benchmark.json"
@@ -64,7 +65,8 @@ def read_board(board_dir: Path) -> Leaderboard:
     return Leaderboard.model_validate_json((board_dir / BOARD).read_text("utf-8"))
 
 
-def _render(board_dir: Path) -> None:
+def render_pages(board_dir: Path) -> None:
+    """The board's README.md and index.html from its leaderboard.json."""
     from spuriverse.leaderboard.render import render_board
 
     render_board(board_dir)
@@ -131,7 +133,7 @@ def init_board(
                                 policy=policy or LeaderboardPolicy(), groups=groups)
             atomic_write_text(board_dir / BENCHMARK, record.model_dump_json(indent=1) + "\n")
             atomic_write_text(board_dir / BOARD, board.model_dump_json(indent=1) + "\n")
-            _render(board_dir)
+            render_pages(board_dir)
     if baselines:
         from spuriverse.eval.runner import EvalOptions, run_eval
 
@@ -143,14 +145,20 @@ def init_board(
     return board_dir
 
 
-def _outcome_vector(run: VerifiedRun, record: BenchmarkRecord) -> list[int]:
+def run_config_key(r: RunResult) -> str:
+    """What makes two runs the same board entry: model, checkpoint, revision and the run's configuration."""
+    return config_key(r.model.backend, r.model.alias, r.model.checkpoint, r.model.revision, r.strategy, r.scoring,
+                      r.circular, r.model.blind, r.seed)
+
+
+def outcome_vector(run: VerifiedRun, record: BenchmarkRecord) -> list[int]:
     """1/0 per anchor+spurious item in benchmark order (failed/unparsed count as wrong)."""
     items, _ = collapse_rotations(run.samples)
     correct = {it.item_id: int(it.correct) for it in items}
     return [correct.get(it.item_id, 0) for it in record.items if it.variant in ("anchor", "spurious")]
 
 
-def _entry(run: VerifiedRun, slug: str, key: str, display_name: str | None, baseline: bool,
+def board_entry(run: VerifiedRun, slug: str, key: str, display_name: str | None, baseline: bool,
            flags: list[str]) -> LeaderboardEntry:
     r, s = run.result, run.scores
     model = clean_text(r.model.alias, 200) or "model"
@@ -168,7 +176,7 @@ def _entry(run: VerifiedRun, slug: str, key: str, display_name: str | None, base
     )
 
 
-def _rank(board: Leaderboard, board_dir: Path) -> Leaderboard:
+def rank_entries(board: Leaderboard, board_dir: Path) -> Leaderboard:
     """Best first by overall accuracy (then mean group accuracy, then slug); each entry is tested
     against the next one down (McNemar on the paired item outcomes)."""
 
@@ -210,8 +218,7 @@ def submit(
     record = read_record(board_dir)
     run = verify_run(path, record, loaded, max_bytes=read_board(board_dir).policy.max_submission_bytes)
     r = run.result
-    key = config_key(r.model.backend, r.model.alias, r.model.checkpoint, r.model.revision, r.strategy, r.scoring,
-                     r.circular, r.model.blind, r.seed)
+    key = run_config_key(r)
     slug = slugify(r.model.alias, key)
     with board_lock(board_dir):
         board = read_board(board_dir)
@@ -226,7 +233,7 @@ def submit(
         old = next((e for e in board.entries if e.slug == slug), None)
         if old is not None and old.baseline and not baseline:
             raise SubmissionRejected(f"{slug!r} is one of the board's baselines; a submission cannot replace it")
-        entry = _entry(run, slug, key, display_name, baseline, flags)
+        entry = board_entry(run, slug, key, display_name, baseline, flags)
         if old is not None and old.samples_sha256 == r.samples_sha256 and old.display_name == entry.display_name:
             return SubmitOutcome("unchanged", board.name, slug, old)
         sub = board_dir / SUBMISSIONS / slug
@@ -235,11 +242,11 @@ def submit(
                                       "per_group": run.scores.per_group, "failures": run.scores.failures})
         atomic_write_bytes(sub / "samples.jsonl.gz", gzip_bytes(run.samples_bytes))
         atomic_write_text(sub / "results.json", stored.model_dump_json(indent=1) + "\n")
-        atomic_write_text(sub / OUTCOMES, json.dumps(_outcome_vector(run, record)))
+        atomic_write_text(sub / OUTCOMES, json.dumps(outcome_vector(run, record)))
         others = [e for e in board.entries if e.slug != slug]
-        board = _rank(board.model_copy(update={"entries": [*others, entry]}), board_dir)
+        board = rank_entries(board.model_copy(update={"entries": [*others, entry]}), board_dir)
         atomic_write_text(board_dir / BOARD, board.model_dump_json(indent=1) + "\n")
-        _render(board_dir)
+        render_pages(board_dir)
         final = next(e for e in board.entries if e.slug == slug)
     return SubmitOutcome("updated" if old else "added", board.name, slug, final)
 
@@ -251,6 +258,6 @@ def render(leaderboard_dir: Path, name: str | None = None) -> list[Path]:
     out = []
     for d in dirs:
         with board_lock(d):
-            _render(d)
+            render_pages(d)
         out += [d / "README.md", d / "index.html"]
     return out

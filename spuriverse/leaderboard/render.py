@@ -4,18 +4,19 @@
 Output is a pure function of the board: no clock, no random ids, entries and groups in their given
 order, so the same JSON always gives byte-identical files.
 
-Every string from the board is hostile input. `clean` first makes control and format characters
-(newlines, bidi overrides, zero-width characters) visible as `\\uXXXX` (newlines and tabs become
-spaces); then markdown cells backslash-escape the markdown syntax characters and entity-escape
-`< > &`, HTML goes through `html.escape(quote=True)`, and the data embedded for the page's script is
-JSON with `< > &` U+2028 U+2029 written as `\\u003c` etc., so it can never close its script tag.
+Both pages are Jinja2 templates (`templates/`) whose environments escape every printed value
+(`spuriverse.templating`), so safety holds by construction. Every string from the board is hostile
+input. `clean` first makes control and format characters (newlines, bidi overrides, zero-width
+characters) visible as `\\uXXXX` (newlines and tabs become spaces); then markdown cells backslash-escape
+the markdown syntax characters and entity-escape `< > &` (`md`), HTML is autoescaped, and the data
+embedded for the page's script is JSON with `< > &` U+2028 U+2029 written as `\\u003c` etc., so it can
+never close its script tag.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import json
 import math
 import unicodedata
@@ -24,8 +25,11 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from spuriverse.atomic import atomic_write_bytes
+from jinja2 import Template
+
+from spuriverse.persist import atomic_write_bytes
 from spuriverse.schema import Leaderboard, LeaderboardEntry, MetricValue, PairedTest
+from spuriverse.templating import Markup, html_environment, markdown_environment
 
 SOURCE, README, INDEX = "leaderboard.json", "README.md", "index.html"
 
@@ -104,11 +108,6 @@ _MD = str.maketrans({
 def md(text: object) -> str:
     """Safe inside a GitHub-markdown table cell: no table break, link, emphasis, code or raw HTML."""
     return clean(text).translate(_MD)
-
-
-def h(text: object) -> str:
-    """Safe as HTML text or inside a double- or single-quoted attribute."""
-    return html.escape(clean(text), quote=True)
 
 
 def _finite(obj: object) -> object:
@@ -194,40 +193,22 @@ def _policy(board: Leaderboard) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# README.md
+# the pages: templates/README.md.j2 and templates/index.html.j2
 
 
-def _md_cell(c: Cell) -> str:
-    text = c.main + (" " + c.sub if c.sub else "")
-    return text if c.ours else md(text)
+@cache
+def _templates() -> tuple[Template, Template]:
+    """(README.md, index.html): every printed value is escaped for its page unless it is Markup."""
+    readme = markdown_environment("spuriverse.leaderboard", md).get_template("README.md.j2")
+    index = html_environment("spuriverse.leaderboard", clean).get_template("index.html.j2")
+    return readme, index
 
 
 def render_markdown(board: Leaderboard) -> str:
-    lines = [
-        f"# {md(board.name)} — spuriverse leaderboard",
-        "",
-        f"- Benchmark fingerprint: {md(board.fingerprint)}",
-        f"- Updated: {md(board.updated)}",
-        f"- Policy: {md(_policy(board))}",
-        f"- Entries: {len(board.entries)}, groups: {len(board.groups)}; "
-        "the sortable page with the per-group heatmap is [index.html](index.html)",
-        "",
-        "Values in %, gaps in percentage points, each with its bootstrap confidence interval [lo, hi]. "
-        "\"≠ next\": whether the entry differs significantly from the one below it.",
-        "",
-        "| " + " | ".join(md(c.label) for c in COLUMNS) + " |",
-        "|" + "|".join("---:" if c.numeric else "---" for c in COLUMNS) + "|",
-    ]
-    for rank, e in enumerate(board.entries, 1):
-        cells = (_md_cell(c) for c in entry_cells(rank, e))
-        lines.append("| " + " | ".join(cells) + " |")
-    if not board.entries:
-        lines.append("| " + " | ".join("—" for _ in COLUMNS) + " |")
-    return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------
-# index.html
+    # cells of our own formatting (numbers) are written as they are, the others escaped
+    rows = [[Markup(c.main + (" " + c.sub if c.sub else "")) if c.ours else c.main + (" " + c.sub if c.sub else "")
+             for c in entry_cells(rank, e)] for rank, e in enumerate(board.entries, 1)]
+    return _templates()[0].render(board=board, policy=_policy(board), columns=COLUMNS, rows=rows)
 
 
 @cache
@@ -245,87 +226,29 @@ def _csp(js: str) -> str:
             f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
 
 
-def _attr(name: str, value: object) -> str:
-    return f' {name}="{h(value)}"'
+@dataclass(frozen=True)
+class _Row:
+    rank: int
+    classes: str
+    cells: list[tuple[Column, Cell, str]]  # (column, cell, its sort key as the page reads it)
 
 
-def _th(i: int, c: Column) -> str:
-    sort = "ascending" if i == 0 else "none"
-    return (f'<th scope="col" aria-sort="{sort}" data-type="{"num" if c.numeric else "text"}" '
-            f'data-dir="{c.first_dir}" class="{"num" if c.numeric else "text"}">'
-            f'<button type="button">{h(c.label)}</button></th>')
-
-
-def _td(c: Cell, col: Column) -> str:
-    sort = "" if c.sort is None else (repr(float(c.sort)) if col.numeric else c.sort)
-    attrs = _attr("data-v", sort) + (_attr("title", c.title) if c.title else "")
-    sub = f' <span class="sub">{h(c.sub)}</span>' if c.sub else ""
-    return f'<td class="{"num" if col.numeric else "text"} c-{col.key}"{attrs}>{h(c.main)}{sub}</td>'
-
-
-def _row(rank: int, e: LeaderboardEntry) -> str:
-    cls = " ".join(c for c, on in (("baseline", e.baseline), ("flagged", e.flags), ("unverified", not e.verified)) if on)
-    cells = "".join(_td(c, col) for c, col in zip(entry_cells(rank, e), COLUMNS))
-    return f'<tr data-rank="{rank}"{_attr("class", cls) if cls else ""}>{cells}</tr>'
+def _row(rank: int, e: LeaderboardEntry) -> _Row:
+    classes = " ".join(c for c, on in (("baseline", e.baseline), ("flagged", e.flags), ("unverified", not e.verified))
+                       if on)
+    cells = [(col, c, "" if c.sort is None else (repr(float(c.sort)) if col.numeric else str(c.sort)))
+             for c, col in zip(entry_cells(rank, e), COLUMNS)]
+    return _Row(rank, classes, cells)
 
 
 def render_html(board: Leaderboard) -> str:
+    # our own CSS, JS and CSP, and the board as script-safe JSON, go in as they are; all else is escaped
     css, js = _asset("page.css"), _asset("page.js")
-    head = "".join(_th(i, c) for i, c in enumerate(COLUMNS))
-    rows = "\n".join(_row(rank, e) for rank, e in enumerate(board.entries, 1))
-    if not board.entries:
-        rows = f'<tr><td colspan="{len(COLUMNS)}">No entries yet.</td></tr>'
-    data = script_json(board.model_dump(mode="json"))
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{_csp(js)}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>{h(board.name)} — spuriverse leaderboard</title>
-<link rel="icon" href="data:,">
-<style>{css}</style>
-</head>
-<body>
-<header>
-<h1>{h(board.name)} <span class="sub">spuriverse leaderboard</span></h1>
-<dl class="meta">
-<dt>Benchmark fingerprint</dt><dd><code>{h(board.fingerprint)}</code></dd>
-<dt>Updated</dt><dd>{h(board.updated)}</dd>
-<dt>Policy</dt><dd>{h(_policy(board))}</dd>
-<dt>Size</dt><dd>{len(board.entries)} entries, {len(board.groups)} groups</dd>
-</dl>
-</header>
-<main>
-<section aria-labelledby="ranking-h">
-<h2 id="ranking-h">Ranking</h2>
-<p class="hint">Values in %, gaps in percentage points, with bootstrap confidence intervals in brackets.
-“≠ next”: whether the entry differs significantly from the one below it (hover for the test).
-Click a column header to sort by it, click again to reverse; missing values stay last.</p>
-<div class="scroll">
-<table id="board">
-<thead><tr>{head}</tr></thead>
-<tbody>
-{rows}
-</tbody>
-</table>
-</div>
-</section>
-<section aria-labelledby="heatmap-h">
-<h2 id="heatmap-h">Which correlations fool which models</h2>
-<p class="hint">Accuracy per spurious-correlation group (anchor + spurious items): one row per model
-in rank order, one column per group. Hover a cell for its value.</p>
-<div class="legend" aria-hidden="true"><span>0 %</span><span class="ramp"></span><span>100 %</span>
-<span class="swatch missing"></span><span>no data</span></div>
-<div id="heatmap" class="scroll"><noscript>The heatmap needs JavaScript; the ranking above does not.</noscript></div>
-</section>
-</main>
-<script type="application/json" id="board-data">{data}</script>
-<script>{js}</script>
-</body>
-</html>
-"""
+    return _templates()[1].render(
+        board=board, policy=_policy(board), columns=COLUMNS, csp=Markup(_csp(js)), css=Markup(css), js=Markup(js),
+        rows=[_row(rank, e) for rank, e in enumerate(board.entries, 1)],
+        data=Markup(script_json(board.model_dump(mode="json"))),
+    )
 
 
 def render_board(board_dir: Path) -> list[Path]:

@@ -21,9 +21,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from spuriverse.eval.metrics import Scores, score_samples
-from spuriverse.eval.parsing import PARSER_VERSION, UnknownParserVersion, parse_answer, parser_features
-from spuriverse.eval.prompts import rotate_options
-from spuriverse.schema import BenchmarkRecord, RunResult, Sample
+from spuriverse.eval.parsing import PARSER_VERSION, UnknownParserVersion, best_letter, parse_answer, parser_features
+from spuriverse.eval.prompts import STRATEGIES, rotate_options
+from spuriverse.schema import BenchmarkRecord, RunResult, Sample, letters_for
 from spuriverse.persist import UnsafeFile, check_regular
 
 MAX_RESULTS_BYTES = 5_000_000
@@ -100,9 +100,13 @@ def load_results(path: str | Path) -> tuple[Path, RunResult]:
     if not isinstance(data, dict):
         raise SubmissionRejected("results.json: not a JSON object")
     try:
-        return results.parent, RunResult.model_validate(data)
+        result = RunResult.model_validate(data)
     except ValidationError as exc:
         raise SubmissionRejected(f"results.json: {_field_errors(exc)}") from None
+    if result.strategy not in STRATEGIES:
+        raise SubmissionRejected(f"results.json: field 'strategy': {result.strategy!r} is no prompt strategy this "
+                                 f"leaderboard knows ({', '.join(STRATEGIES)})")
+    return results.parent, result
 
 
 def _read_samples(run_dir: Path, result: RunResult,
@@ -190,10 +194,10 @@ def _check_predictions(samples: list[Sample], record: BenchmarkRecord, result: R
             continue
         if s.scoring == "logprob":
             lps = s.logprobs or {}
-            valid = set("ABCDEF"[: s.n_options])
+            valid = set(letters_for(s.n_options))
             if not set(lps) <= valid:
                 raise SubmissionRejected(f"item {s.item_id!r}: log-probs for letters that are no option")
-            best = max(lps, key=lambda k: (lps[k], -ord(k))) if lps else None
+            best = best_letter(lps)
             if s.prediction != best or s.parse_status != ("logprob" if best else "unparsed"):
                 raise SubmissionRejected(f"item {s.item_id!r}: prediction {s.prediction!r} is not the arg-max log-prob")
         else:

@@ -13,9 +13,11 @@ both, and never a fabricated letter.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
 
 # re-exported: images are part of the model interface
 from spuriverse.data.images import ImageDecodeError, ImageInput  # noqa: F401
@@ -75,7 +77,8 @@ class UnsupportedRequest(RuntimeError):
 
 @runtime_checkable
 class LVLM(Protocol):
-    """What the evaluator needs from a model."""
+    """What the evaluator needs from a model. A backend subclasses it to inherit the defaults of its
+    optional members (`generation`, `top_logprobs`, `prepare`)."""
 
     info: ModelInfo
     supports_logprobs: bool
@@ -84,6 +87,16 @@ class LVLM(Protocol):
     # How many requests the runner should hand over per call (batch size for local models,
     # a window larger than the concurrency for API models).
     chunk_size: int
+    # The generation settings recorded with a run (GenerationInfo fields: do_sample, temperature, top_p,
+    # ...); empty = the defaults (greedy).
+    generation: Mapping[str, Any] = MappingProxyType({})
+    # How many top log-probs per position an API backend asks for (None: none, or not an API).
+    top_logprobs: int | None = None
+
+    def prepare(self, answer_counts: Counter[tuple[int, str]]) -> None:
+        """Optional: called once before the first request with the benchmark's answer counts per
+        (option count, answer letter) (the `frequent` baseline answers from them). Default: nothing."""
+        return None
 
     def score_options(self, requests: Sequence[Request]) -> Iterator[tuple[int, OptionScores]]: ...
 

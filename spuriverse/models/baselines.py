@@ -7,11 +7,11 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from spuriverse.models.base import Generation, OptionScores, Request, UnsupportedRequest
+from spuriverse.models.base import LVLM, Generation, OptionScores, Request, UnsupportedRequest
 from spuriverse.schema import ModelInfo
 
 
-class _Baseline:
+class _Baseline(LVLM):
     supports_logprobs = False
     needs_pixels = False
     chunk_size = 1024
@@ -54,9 +54,9 @@ class FrequentBaseline(_Baseline):
 
     def __init__(self, alias: str | None = None) -> None:
         super().__init__("frequent", alias)
-        self.counts: Counter = Counter()
+        self.counts: Counter[str] = Counter()
 
-    def prepare(self, answer_counts: Counter) -> None:
+    def prepare(self, answer_counts: Counter[tuple[int, str]]) -> None:
         self.counts = Counter()
         for (_, letter), n in answer_counts.items():
             self.counts[letter] += n

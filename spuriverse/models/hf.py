@@ -10,17 +10,21 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import torch
 
 from spuriverse.models.adapters import adapter_base, load_adapter_model
 from spuriverse.models.adapters import load_processor as load_adapter_processor
 from spuriverse.models.hf_compat import load_processor
-from spuriverse.models.base import Generation, ModelError, ModelLoadError, OptionScores, Request
+from spuriverse.models.base import LVLM, Generation, ModelError, ModelLoadError, OptionScores, Request
 from spuriverse.schema import ModelInfo
+
+# One batch ready for the model: its requests, rendered texts, in-context letter ids and processor inputs.
+Prepared = tuple[Sequence[Request], list[str], list[list[int] | None], dict[str, Any]]
+Result = TypeVar("Result", OptionScores, Generation)
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 QUANTIZATIONS = ("4bit", "8bit")
@@ -52,7 +56,7 @@ class LetterTokenError(RuntimeError):
     """An option letter is not exactly one token after the prompt: log-prob scoring is not sound."""
 
 
-class HFBackend:
+class HFBackend(LVLM):
     supports_logprobs = True
     needs_pixels = True
 
@@ -199,7 +203,9 @@ class HFBackend:
             for s in range(0, len(idx), self.batch_size)
         ]
 
-    def _pipelined(self, requests: Sequence[Request], prepare, execute, make_error) -> Iterator[tuple[int, Any]]:
+    def _pipelined(self, requests: Sequence[Request], prepare: Callable[[Sequence[Request]], Prepared],
+                   execute: Callable[[Prepared], list[Result]],
+                   make_error: Callable[[str], Result]) -> Iterator[tuple[int, Result]]:
         """Run batches, yielding results in batch order.
 
         CPU: `workers` threads each prepare and run whole batches with one intra-op thread
@@ -212,20 +218,22 @@ class HFBackend:
         if not batches:
             return
         parallel = self.workers > 1
-        job = (lambda part: execute(prepare(part))) if parallel else prepare
+        job: Callable[[Sequence[Request]], Any] = (lambda part: execute(prepare(part))) if parallel else prepare
         threads = torch.get_num_threads()
         if parallel:
             torch.set_num_threads(1)
         try:
             with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="spuriverse-batch") as pool:
                 ahead = max(2, 2 * self.workers)
-                futures = [pool.submit(job, [requests[i] for i in b]) for b in batches[:ahead]]
+                futures: list[Future[Any] | None] = [pool.submit(job, [requests[i] for i in b]) for b in batches[:ahead]]
                 for k, part in enumerate(batches):
                     if k + ahead < len(batches):
                         futures.append(pool.submit(job, [requests[i] for i in batches[k + ahead]]))
                     t0 = time.perf_counter()
+                    future = futures[k]
+                    assert future is not None
                     try:
-                        results = futures[k].result() if parallel else execute(futures[k].result())
+                        results = future.result() if parallel else execute(future.result())
                     except LetterTokenError:
                         raise
                     except Exception as exc:
@@ -246,7 +254,8 @@ class HFBackend:
                 torch.set_num_threads(threads)
 
     @staticmethod
-    def _single(request: Request, prepare, execute, make_error) -> Any:
+    def _single(request: Request, prepare: Callable[[Sequence[Request]], Prepared],
+                execute: Callable[[Prepared], list[Result]], make_error: Callable[[str], Result]) -> Result:
         try:
             return execute(prepare([request]))[0]
         except LetterTokenError:
@@ -254,7 +263,7 @@ class HFBackend:
         except Exception as exc:
             return make_error(f"{type(exc).__name__}: {exc}")
 
-    def _prepare(self, requests: Sequence[Request]) -> tuple[Sequence[Request], list[str], list[list[int] | None], dict]:
+    def _prepare(self, requests: Sequence[Request]) -> Prepared:
         """Chat template, in-context letter ids and processor inputs for one batch (thread-safe)."""
         texts = [self.render(r) for r in requests]
         inputs = self._inputs(requests, texts)
@@ -269,18 +278,19 @@ class HFBackend:
         return requests, texts, letter_ids, inputs
 
     @torch.inference_mode()
-    def _score(self, prepared) -> list[OptionScores]:
+    def _score(self, prepared: Prepared) -> list[OptionScores]:
         requests, _, letter_ids, inputs = prepared
         # Only the last position's logits: no (batch x seq x vocab) tensor (GBs for 32k vocabularies).
         logits = self.model(**inputs, logits_to_keep=1).logits[:, -1, :]
         logp = torch.log_softmax(logits.float(), dim=-1).cpu()
-        return [
-            OptionScores(logprobs={letter: float(logp[row, tid]) for letter, tid in zip(r.letters, ids)})
-            for row, (r, ids) in enumerate(zip(requests, letter_ids))
-        ]
+        out = []
+        for row, (r, ids) in enumerate(zip(requests, letter_ids)):
+            assert ids is not None  # scoring needs every letter as one token (_need_letters)
+            out.append(OptionScores(logprobs={letter: float(logp[row, tid]) for letter, tid in zip(r.letters, ids)}))
+        return out
 
     @torch.inference_mode()
-    def _generate(self, prepared) -> list[Generation]:
+    def _generate(self, prepared: Prepared) -> list[Generation]:
         requests, _, letter_ids, inputs = prepared
         n_new = max(r.max_new_tokens for r in requests)
         g = self.generation
@@ -328,7 +338,7 @@ class HFBackend:
         yield from self._pipelined(requests, self._prepare, self._generate, lambda m: Generation(error=ModelError(m)))
 
     def close(self) -> None:
-        self.model = None  # type: ignore[assignment]
+        self.model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 

@@ -33,7 +33,8 @@ def video_stand_in_installed() -> bool:
     try:
         _ = pu.transformers_module.VideoProcessorMixin  # a lazy import: raises without torchvision
     except (AttributeError, ImportError):
-        pu.transformers_module.VideoProcessorMixin = ImageOnlyVideoProcessor
+        # setattr: transformers declares no such attribute for type checkers (it is one of its lazy names)
+        setattr(pu.transformers_module, "VideoProcessorMixin", ImageOnlyVideoProcessor)  # noqa: B010
         return True
     return pu.transformers_module.VideoProcessorMixin is ImageOnlyVideoProcessor
 

@@ -18,6 +18,7 @@ provider profile (`spuriverse.models.providers`); this module never branches on 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import queue
 import threading
@@ -29,7 +30,7 @@ import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
-from spuriverse.models.base import Generation, ModelError, OptionScores, Request, UnsupportedRequest
+from spuriverse.models.base import LVLM, Generation, ModelError, OptionScores, Request, UnsupportedRequest
 from spuriverse.models.providers import DEFAULT_PROVIDER, Sampling, get_provider
 from spuriverse.remote import Permanent, RemoteFailure, RetryPolicy, Transient, call_async, openai_transient, retry_after
 from spuriverse.schema import ModelInfo
@@ -82,7 +83,7 @@ def _retry_after(exc: openai.APIStatusError, cap: float) -> float | None:
     return retry_after(exc.response.headers, cap)
 
 
-class OpenAIBackend:
+class OpenAIBackend(LVLM):
     """An LVLM served by an OpenAI-compatible `/chat/completions` endpoint."""
 
     supports_logprobs = True  # the profile's: may return them (score_options errors when none come)
@@ -204,7 +205,7 @@ class OpenAIBackend:
         tasks = []
         for pos, req in enumerate(reqs):
             task = asyncio.ensure_future(self._one(kind, req, self._messages(req, urls)))
-            task.add_done_callback(lambda t, p=pos: deliver(p, t))
+            task.add_done_callback(functools.partial(deliver, pos))
             tasks.append(task)
         return tasks
 

@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from spuriverse.models.base import LVLM
 from spuriverse.models.providers import providers
 from spuriverse.plugins import call_supported, load
 
@@ -108,13 +109,16 @@ def resolve_model(spec: str, revision: str | None = None) -> ModelSpec:
     )
 
 
-def build_model(spec: ModelSpec, **overrides: Any) -> Any:
+def build_model(spec: ModelSpec, **overrides: Any) -> LVLM:
     """Instantiate the backend for `spec`; `overrides` (command-line options; None = not given) win
     over the registry defaults. Options a backend does not take are dropped with a warning."""
     options = {**spec.options, "revision": spec.revision}
     options.update({k: v for k, v in overrides.items() if v is not None})
-    return call_supported(load(BACKENDS[spec.backend]), spec.checkpoint, label=spec.backend, quiet={"seed"},
-                          alias=spec.alias, **options)
+    model = call_supported(load(BACKENDS[spec.backend]), spec.checkpoint, label=spec.backend, quiet={"seed"},
+                           alias=spec.alias, **options)
+    if not isinstance(model, LVLM):
+        raise TypeError(f"backend {spec.backend!r} built {type(model).__name__}, which is not a model (LVLM)")
+    return model
 
 
 def scoring_modes(spec: ModelSpec) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from spuriverse.schema.core import SCHEMA_VERSION, BenchmarkInfo, HarnessInfo, MetricValue, ModelInfo, Strategy, Variant, _Strict
+from spuriverse.schema.core import SCHEMA_VERSION, BenchmarkInfo, HarnessInfo, MetricValue, ModelInfo, Strategy, Variant, StrictModel
 
 Target = Literal["predicted", "answer", "contrast"]
 Space = Literal["pixels", "embedding", "image", "vision"]
@@ -15,7 +15,7 @@ Baseline = Literal["black", "blurred", "mean"]
 Pointing = Literal["core", "cue", "both", "none"]
 
 
-class AttributionConfig(_Strict):
+class AttributionConfig(StrictModel):
     """What defines an attribution run: resume only continues a folder whose config matches exactly
     (the item selection may grow: selected items already done are skipped)."""
 
@@ -46,7 +46,7 @@ class AttributionConfig(_Strict):
     seed: int = 0
 
 
-class AttributionManifest(_Strict):
+class AttributionManifest(StrictModel):
     schema_version: str = SCHEMA_VERSION
     created: str
     config: AttributionConfig
@@ -58,7 +58,7 @@ class AttributionManifest(_Strict):
     packages: dict[str, str] = Field(default_factory=dict)
 
 
-class AttributionRow(_Strict):
+class AttributionRow(StrictModel):
     """One line of `rows.jsonl`: one item attributed by one method. Masses and pointing use the map's
     absolute values; areas are the masks' shares of the image (a uniform map's mass)."""
 
@@ -95,7 +95,7 @@ class AttributionRow(_Strict):
     seconds: float = Field(ge=0, description="this item's share of the method's batch time")
 
 
-class SanityRow(_Strict):
+class SanityRow(StrictModel):
     """Model-randomisation check: the map of the same item and method after every weight is redrawn."""
 
     item_id: str
@@ -105,14 +105,14 @@ class SanityRow(_Strict):
     seed: int
 
 
-class AttributionSummaryRow(_Strict):
+class AttributionSummaryRow(StrictModel):
     method: str
     slice: str = Field(description="all | variant:<v> | group:<id> | correct | wrong")
     n_items: int
     metrics: dict[str, MetricValue]
 
 
-class AttributionSummary(_Strict):
+class AttributionSummary(StrictModel):
     """`summary.json`: per method and slice the mean of every score with a 95 % group-bootstrap interval."""
 
     schema_version: str = SCHEMA_VERSION

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import string
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -16,14 +16,18 @@ MIN_OPTIONS, MAX_OPTIONS = 2, 6
 Variant = Literal["anchor", "spurious", "counter", "control"]
 VARIANTS: tuple[str, ...] = ("anchor", "spurious", "counter", "control")
 ParseStatus = Literal["logprob", "strict", "heuristic", "option_text", "unparsed"]
-Strategy = Literal["direct", "cot", "spurious_aware"]
+# A prompt strategy's name. Which names exist is the strategy registry's business
+# (spuriverse.eval.prompts.STRATEGIES: built in direct, cot, spurious_aware), checked where a strategy is
+# used (a run renders its template; the leaderboard refuses a run whose strategy it does not know).
+Strategy = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 Scoring = Literal["logprob", "generate"]
 ErrorType = Literal["image", "model", "api", "input"]
 Quantization = Literal["4bit", "8bit"]
 
 
-class _Strict(BaseModel):
-    # Unknown fields and non-finite numbers are errors in every file format (NaN is not JSON).
+class StrictModel(BaseModel):
+    """The base of every file format: unknown fields and non-finite numbers are errors (NaN is not JSON)."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
@@ -39,7 +43,7 @@ def letters_for(n_options: int) -> tuple[str, ...]:
     return tuple(LETTERS[:n_options])
 
 
-class Item(_Strict):
+class Item(StrictModel):
     """One benchmark question on one image (the native *long* layout, minus the image)."""
 
     item_id: str = Field(min_length=1)
@@ -71,7 +75,7 @@ class Item(_Strict):
         return v
 
 
-class Sample(_Strict):
+class Sample(StrictModel):
     """One line of `samples.jsonl`: one finished (item, rotation) with its outcome."""
 
     index: int = Field(ge=0, description="position of the item in the benchmark")
@@ -113,7 +117,7 @@ class Sample(_Strict):
         return self
 
 
-class RunConfig(_Strict):
+class RunConfig(StrictModel):
     """What defines a run: resume only continues a folder whose config matches exactly."""
 
     model: str
@@ -137,14 +141,14 @@ class RunConfig(_Strict):
     quantization: Quantization | None = Field(None, description="weights loaded 4- or 8-bit (GPU only); null: full precision")
 
 
-class MetricValue(_Strict):
+class MetricValue(StrictModel):
     value: float | None = Field(description="null when no item contributes")
     ci_low: float | None = None
     ci_high: float | None = None
     n: int = Field(0, description="number of items (or groups, for group-level metrics)")
 
 
-class GroupRow(_Strict):
+class GroupRow(StrictModel):
     group_id: str
     source_benchmark: str = ""
     spurious_attribute: str = ""
@@ -160,7 +164,7 @@ class GroupRow(_Strict):
     n_unparsed: int = 0
 
 
-class BenchmarkInfo(_Strict):
+class BenchmarkInfo(StrictModel):
     source: str
     config: str | None = None
     split: str | None = None
@@ -172,7 +176,7 @@ class BenchmarkInfo(_Strict):
     counts: dict[str, int] = Field(description="items per variant")
 
 
-class ModelInfo(_Strict):
+class ModelInfo(StrictModel):
     alias: str
     backend: str
     checkpoint: str
@@ -185,7 +189,7 @@ class ModelInfo(_Strict):
     note: str | None = Field(None, description="shown in reports, e.g. that the weights are random")
 
 
-class GenerationInfo(_Strict):
+class GenerationInfo(StrictModel):
     """How answers were generated: what the model (or endpoint) was actually sent."""
 
     max_new_tokens: int
@@ -199,13 +203,13 @@ class GenerationInfo(_Strict):
     top_logprobs: int | None = None
 
 
-class HarnessInfo(_Strict):
+class HarnessInfo(StrictModel):
     version: str
     git_commit: str | None = None
     dirty: bool | None = None
 
 
-class FailureCounts(_Strict):
+class FailureCounts(StrictModel):
     n_samples: int
     n_failed: int
     n_unparsed: int
@@ -217,7 +221,7 @@ class FailureCounts(_Strict):
     )
 
 
-class BootstrapInfo(_Strict):
+class BootstrapInfo(StrictModel):
     iterations: int = Field(ge=0)
     seed: int
     level: float = Field(gt=0, lt=1)
@@ -226,7 +230,7 @@ class BootstrapInfo(_Strict):
     )
 
 
-class RunManifest(_Strict):
+class RunManifest(StrictModel):
     """`run.json`: written when a run starts. Resume checks `config`; `spuriverse score` reads the
     rest, so results can be rebuilt from `samples.jsonl` + this file alone."""
 
@@ -241,7 +245,7 @@ class RunManifest(_Strict):
     limit: int | None = Field(None, description="--limit of the latest invocation (items asked)")
 
 
-class RunResult(_Strict):
+class RunResult(StrictModel):
     """`results.json`: everything needed to cite, reproduce and re-score one run."""
 
     schema_version: str = SCHEMA_VERSION

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from spuriverse.schema.core import MAX_OPTIONS, MIN_OPTIONS, _Strict
+from spuriverse.schema.core import LETTERS, MAX_OPTIONS, MIN_OPTIONS, StrictModel
 
 __all__ = ["CANDIDATE_ID", "Box", "Candidate", "ColumnMapping", "ErrorRecord", "JudgeOutput", "Judgment", "ModelGap",
            "ReviewDecision", "ReviewEdits", "SourceSpec", "SynthProvenance", "Verification"]
@@ -35,7 +35,7 @@ def _check_box(box: Box | None) -> Box | None:
     return box
 
 
-class ColumnMapping(_Strict):
+class ColumnMapping(StrictModel):
     """How a source VQA benchmark's columns become an item (`curate mine --source`, publish's controls).
 
     Options come from the list column `options` when the row has it, else from `option_columns` in
@@ -48,7 +48,7 @@ class ColumnMapping(_Strict):
     question_id: str = "question_id"
     question: str = "question"
     options: str | None = "options"
-    option_columns: list[str] = Field(default_factory=lambda: list("ABCDEF"))
+    option_columns: list[str] = Field(default_factory=lambda: list(LETTERS))
     answer: str = "answer"
     answer_format: Literal["auto", "letter", "index", "text"] = "auto"
     image: str = "image"
@@ -56,7 +56,7 @@ class ColumnMapping(_Strict):
     category: str | None = "category"
 
 
-class SourceSpec(_Strict):
+class SourceSpec(StrictModel):
     """`source.json`: which benchmark a curation folder was mined from, so later stages (publish's
     control items) can read the same items again."""
 
@@ -71,7 +71,7 @@ class SourceSpec(_Strict):
     fingerprint: str | None = None
 
 
-class ErrorRecord(_Strict):
+class ErrorRecord(StrictModel):
     """`errors.jsonl`: a wrong answer of the mined model, keyed by (source, question id)."""
 
     candidate_id: str = Field(pattern=CANDIDATE_ID)
@@ -86,7 +86,7 @@ class ErrorRecord(_Strict):
     category: str = ""
 
 
-class JudgeOutput(_Strict):
+class JudgeOutput(StrictModel):
     """What the judge must answer (its JSON Schema is the structured-output `response_format`)."""
 
     spurious: bool = Field(description="is the wrong answer primarily caused by a spurious cue in the image?")
@@ -97,7 +97,7 @@ class JudgeOutput(_Strict):
     negative: str = Field(description="one-line scene: the same scene without the spurious cue")
 
 
-class Judgment(_Strict):
+class Judgment(StrictModel):
     """`judgments.jsonl`: the judge's verdict on one error."""
 
     candidate_id: str = Field(pattern=CANDIDATE_ID)
@@ -117,7 +117,7 @@ class Judgment(_Strict):
     _box = field_validator("mask_box")(_check_box)
 
 
-class ReviewEdits(_Strict):
+class ReviewEdits(StrictModel):
     positive: str | None = None
     negative: str | None = None
     spurious_attributes: list[str] | None = None
@@ -127,7 +127,7 @@ class ReviewEdits(_Strict):
     _box = field_validator("mask_box")(_check_box)
 
 
-class ReviewDecision(_Strict):
+class ReviewDecision(StrictModel):
     """`reviews.jsonl`: one human (or --auto-accept) decision; the last one per candidate wins."""
 
     candidate_id: str = Field(pattern=CANDIDATE_ID)
@@ -137,7 +137,7 @@ class ReviewDecision(_Strict):
     timestamp: str
 
 
-class Candidate(_Strict):
+class Candidate(StrictModel):
     """An accepted correlation ready for synthesis: error + judgment + review edits applied."""
 
     candidate_id: str = Field(pattern=CANDIDATE_ID)
@@ -154,7 +154,7 @@ class Candidate(_Strict):
     mask_box: Box | None = None
 
 
-class SynthProvenance(_Strict):
+class SynthProvenance(StrictModel):
     """`images/<candidate>/<variant>/<k>.json`: exactly how the pixels beside it were made."""
 
     candidate_id: str = Field(pattern=CANDIDATE_ID)
@@ -184,7 +184,7 @@ class SynthProvenance(_Strict):
     created: str
 
 
-class ModelGap(_Strict):
+class ModelGap(StrictModel):
     """One verifying model on one candidate: accuracy without vs with the cue."""
 
     model: str
@@ -199,7 +199,7 @@ class ModelGap(_Strict):
     passes: bool = Field(description="gap > threshold")
 
 
-class Verification(_Strict):
+class Verification(StrictModel):
     """`verification.jsonl`: one line per candidate; the threshold, policy and models are recorded."""
 
     candidate_id: str = Field(pattern=CANDIDATE_ID)

@@ -8,14 +8,14 @@ from typing import Literal
 
 from pydantic import Field
 
-from spuriverse.schema.core import SCHEMA_VERSION, HarnessInfo, MetricValue, _Strict
+from spuriverse.schema.core import SCHEMA_VERSION, HarnessInfo, MetricValue, StrictModel
 from spuriverse.schema.train import TrainDataSpec
 
 Measurement = Literal["contrast", "loss"]
 InfluenceStatus = Literal["running", "complete"]
 
 
-class InfluenceConfig(_Strict):
+class InfluenceConfig(StrictModel):
     """What defines a diagnosis: a re-run into the same folder resumes only an identical config."""
 
     train_run: str = Field(description="the training run folder (absolute), with its train.json")
@@ -36,7 +36,7 @@ class InfluenceConfig(_Strict):
     seed: int = 0
 
 
-class InfluenceManifest(_Strict):
+class InfluenceManifest(StrictModel):
     schema_version: str = SCHEMA_VERSION
     status: InfluenceStatus
     created: str
@@ -56,7 +56,7 @@ class InfluenceManifest(_Strict):
     packages: dict[str, str]
 
 
-class Influential(_Strict):
+class Influential(StrictModel):
     """One training example's influence on a query."""
 
     train_id: str
@@ -64,7 +64,7 @@ class Influential(_Strict):
     has_cue: bool | None = Field(default=None, description="carries the query's cue (null: the query has none)")
 
 
-class SupportRatio(_Strict):
+class SupportRatio(StrictModel):
     """Share of the top-k supporting examples that carry the query's cue, with a Wilson 95 % interval."""
 
     value: float
@@ -75,7 +75,7 @@ class SupportRatio(_Strict):
     base_rate: float = Field(description="share of all training examples that carry the cue")
 
 
-class QueryInfluence(_Strict):
+class QueryInfluence(StrictModel):
     item_id: str
     group_id: str = ""
     variant: str = ""
@@ -90,7 +90,7 @@ class QueryInfluence(_Strict):
     spurious_support: SupportRatio | None = None
 
 
-class SelfInfluenceRow(_Strict):
+class SelfInfluenceRow(StrictModel):
     train_id: str
     kind: Literal["choice", "naming"]
     self_influence: float = Field(description="grad loss . (H + damping)^-1 . grad loss >= 0")
@@ -100,7 +100,7 @@ class SelfInfluenceRow(_Strict):
     variant: str = ""
 
 
-class SupportGroup(_Strict):
+class SupportGroup(StrictModel):
     group_id: str
     n_queries: int = Field(ge=0, description="queries of the group with a cue and a supporting example")
     n_answered_wrong: int = Field(ge=0)
@@ -108,7 +108,7 @@ class SupportGroup(_Strict):
     base_rate: float | None = None
 
 
-class InfluenceSummary(_Strict):
+class InfluenceSummary(StrictModel):
     schema_version: str = SCHEMA_VERSION
     method: str
     measurement: Measurement

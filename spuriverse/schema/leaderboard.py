@@ -6,11 +6,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from spuriverse.schema.core import SCHEMA_VERSION, MetricValue, Scoring, Strategy, Variant, _Strict
+from spuriverse.schema.core import SCHEMA_VERSION, MetricValue, Scoring, Strategy, StrictModel, Variant
 
 
 
-class BenchmarkItemRecord(_Strict):
+class BenchmarkItemRecord(StrictModel):
     item_id: str
     group_id: str
     variant: Variant
@@ -20,7 +20,7 @@ class BenchmarkItemRecord(_Strict):
     spurious_attribute: str = ""
 
 
-class BenchmarkRecord(_Strict):
+class BenchmarkRecord(StrictModel):
     """`leaderboards/NAME/benchmark.json`: a registered benchmark version (what submissions are
     checked against)."""
 
@@ -38,7 +38,7 @@ class BenchmarkRecord(_Strict):
     items: list[BenchmarkItemRecord]
 
 
-class PairedTest(_Strict):
+class PairedTest(StrictModel):
     """This entry vs the next one down on the board (paired, on shared items)."""
 
     other: str = Field(description="slug of the next entry")
@@ -49,7 +49,7 @@ class PairedTest(_Strict):
     significant: bool
 
 
-class LeaderboardEntry(_Strict):
+class LeaderboardEntry(StrictModel):
     slug: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,79}$")
     display_name: str = Field(max_length=200)
     model: str
@@ -79,7 +79,7 @@ class LeaderboardEntry(_Strict):
     vs_next: PairedTest | None = None
 
 
-class LeaderboardPolicy(_Strict):
+class LeaderboardPolicy(StrictModel):
     max_failed_rate: float = Field(0.05, ge=0, le=1, description="failed + unparsed items / all items")
     on_exceed: Literal["reject", "flag"] = "reject"
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level for adjacent-rank tests")
@@ -87,7 +87,7 @@ class LeaderboardPolicy(_Strict):
                                       description="largest samples file a submission may bring (bytes)")
 
 
-class Leaderboard(_Strict):
+class Leaderboard(StrictModel):
     """`leaderboards/NAME/leaderboard.json`: the single source the pages are rendered from."""
 
     schema_version: str = SCHEMA_VERSION

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from spuriverse.schema.core import SCHEMA_VERSION, HarnessInfo, MetricValue, _Strict
+from spuriverse.schema.core import SCHEMA_VERSION, HarnessInfo, MetricValue, StrictModel
 from spuriverse.schema.train import TrainDataSpec
 
 DataType = Literal["anchor", "group", "non_spurious", "mixed"]
@@ -23,7 +23,7 @@ VOLATILE_FIELDS = ("created", "finished", "harness", "packages", "cells.*.train_
                    "cells.*.resumed_from", "cells.*.finished")
 
 
-class StudyDataSpec(_Strict):
+class StudyDataSpec(StrictModel):
     """The benchmark as given on the command line."""
 
     source: str
@@ -35,7 +35,7 @@ class StudyDataSpec(_Strict):
                                 description="extra long-layout sources whose items join the control pool")
 
 
-class StudyConfig(_Strict):
+class StudyConfig(StrictModel):
     """What defines a study: a re-run in the same folder continues only an identical configuration."""
 
     model: str = Field(description="the base model (alias, hub id or folder)")
@@ -53,7 +53,7 @@ class StudyConfig(_Strict):
     train: dict[str, Any] = Field(description="the training options every cell uses (as `spuriverse train` takes them)")
 
 
-class SplitFile(_Strict):
+class SplitFile(StrictModel):
     """`splits/seed-S.json`: the groups (correlations) of one seed, and its held-out control sample.
     A function of the seed and the benchmark's groups alone."""
 
@@ -70,7 +70,7 @@ class SplitFile(_Strict):
     ablation_order: list[str] = Field(description="train + validation groups in the order the ablation keeps them")
 
 
-class CellPlan(_Strict):
+class CellPlan(StrictModel):
     """One cell of the grid: a base-model evaluation, or one training run and its evaluation."""
 
     index: int = Field(ge=0)
@@ -87,7 +87,7 @@ class CellPlan(_Strict):
     heldout: str = Field(description="the held-out dataset evaluated (a parquet file)")
 
 
-class StudyPlan(_Strict):
+class StudyPlan(StrictModel):
     """`plan.json`: written once the study's data and splits are prepared."""
 
     schema_version: str = SCHEMA_VERSION
@@ -101,7 +101,7 @@ class StudyPlan(_Strict):
     cells: list[CellPlan]
 
 
-class CellRecord(_Strict):
+class CellRecord(StrictModel):
     """`cell.json`: written when a cell has finished (its model trained and its evaluation scored)."""
 
     schema_version: str = SCHEMA_VERSION
@@ -114,7 +114,7 @@ class CellRecord(_Strict):
     resumed_from: list[str] = Field(default_factory=list)
 
 
-class PairedGain(_Strict):
+class PairedGain(StrictModel):
     """The tuned model minus the base model on the same held-out items of one seed."""
 
     diff: float | None
@@ -126,7 +126,7 @@ class PairedGain(_Strict):
     mcnemar_p: float | None = None
 
 
-class CellResult(_Strict):
+class CellResult(StrictModel):
     index: int
     name: str
     seed: int
@@ -146,7 +146,7 @@ class CellResult(_Strict):
     finished: str | None = None
 
 
-class SeedStat(_Strict):
+class SeedStat(StrictModel):
     """A quantity over seeds: mean, Student-t interval (clipped to the quantity's possible range; null
     with one seed), sd and the values."""
 
@@ -157,14 +157,14 @@ class SeedStat(_Strict):
     values: list[float] = Field(default_factory=list, description="one per seed, in the order of `seeds`")
 
 
-class SplitSummary(_Strict):
+class SplitSummary(StrictModel):
     accuracy: SeedStat
     gain: SeedStat | None = Field(None, description="tuned minus base, per seed")
     gain_t_p: float | None = Field(None, description="paired t-test over seeds (H0: mean gain 0)")
     pooled_mcnemar_p: float | None = Field(None, description="McNemar on the discordant items of all seeds")
 
 
-class RowSummary(_Strict):
+class RowSummary(StrictModel):
     """One row of the study table: the base model, a data type, or an ablation point."""
 
     label: str
@@ -176,7 +176,7 @@ class RowSummary(_Strict):
     splits: dict[str, SplitSummary]
 
 
-class StudyResult(_Strict):
+class StudyResult(StrictModel):
     """`study.json`: the whole study, every cell, and the summary over seeds."""
 
     schema_version: str = SCHEMA_VERSION

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from spuriverse.schema.core import SCHEMA_VERSION, HarnessInfo, Strategy, _Strict
+from spuriverse.schema.core import SCHEMA_VERSION, HarnessInfo, Strategy, StrictModel
 
 Tuning = Literal["lora", "full"]
 Objective = Literal["option", "completion"]
@@ -14,7 +14,7 @@ LoraTarget = Literal["language", "vision", "both"]
 TrainStatus = Literal["running", "complete"]
 
 
-class TrainDataSpec(_Strict):
+class TrainDataSpec(StrictModel):
     """One data source as given on the command line, and what was selected from it."""
 
     source: str
@@ -26,7 +26,7 @@ class TrainDataSpec(_Strict):
         None, description="only these row kinds: choice (multiple choice), naming (open-ended; None: both)")
 
 
-class DataSummary(_Strict):
+class DataSummary(StrictModel):
     fingerprint: str = Field(description="sha256 over the selected examples (ids, text, answers, image bytes)")
     n_examples: int
     n_choice: int = Field(description="multiple-choice examples")
@@ -34,7 +34,7 @@ class DataSummary(_Strict):
     n_classes: int = Field(description="distinct correct answers (option text or target)")
 
 
-class LoraSettings(_Strict):
+class LoraSettings(StrictModel):
     r: int = Field(ge=1)
     alpha: float = Field(gt=0)
     dropout: float = Field(ge=0, lt=1)
@@ -42,7 +42,7 @@ class LoraSettings(_Strict):
     target_modules: str = Field(description="the regex peft matched (full module names)")
 
 
-class MetaSettings(_Strict):
+class MetaSettings(StrictModel):
     """The meta set: a small class-balanced clean set plus its factual (F) and counterfactual (CF) versions."""
 
     data: TrainDataSpec = Field(description="where the meta items come from")
@@ -60,7 +60,7 @@ class MetaSettings(_Strict):
     factual_from: str = Field(description="masks (background swap) or counter (the benchmark's counter images)")
 
 
-class ClpSettings(_Strict):
+class ClpSettings(StrictModel):
     meta_lr: float = Field(gt=0, description="Adam learning rate of the perturbation network")
     meta_weight_decay: float = Field(ge=0)
     virtual_lr: float = Field(gt=0, description="SGD step size of the virtual step")
@@ -71,17 +71,17 @@ class ClpSettings(_Strict):
     n_options: int = Field(ge=2, description="K: options per item (the network's output size)")
 
 
-class JttSettings(_Strict):
+class JttSettings(StrictModel):
     upweight: int = Field(ge=1, description="error-set items appear this many times in the second stage")
     first_epochs: float = Field(gt=0, description="epochs of the first-stage (identification) ERM model")
 
 
-class GroupDroSettings(_Strict):
+class GroupDroSettings(StrictModel):
     step_size: float = Field(gt=0, description="exponentiated-gradient step size of the group weights")
     groups: list[str] = Field(description="the groups: answer class x aligned/conflicting")
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """What defines a training run: a re-run with the same `--out` resumes only an identical config."""
 
     model: str = Field(description="--model as given (alias, hub id or folder)")
@@ -127,13 +127,13 @@ class TrainConfig(_Strict):
         return data
 
 
-class EpochRecord(_Strict):
+class EpochRecord(StrictModel):
     epoch: int = Field(ge=1)
     train_loss: float | None = Field(description="mean training loss over the epoch's optimizer steps")
     steps: int = Field(ge=0)
 
 
-class EvalRecord(_Strict):
+class EvalRecord(StrictModel):
     step: int = Field(ge=0)
     epoch: float
     val_loss: float | None = None
@@ -141,7 +141,7 @@ class EvalRecord(_Strict):
     n: int = Field(ge=0)
 
 
-class TrainManifest(_Strict):
+class TrainManifest(StrictModel):
     """`train.json` in a trained model folder: written when training starts (status running) and
     completed at the end. `spuriverse eval --model DIR` loads the folder; this file says how it was made."""
 
@@ -174,7 +174,7 @@ class TrainManifest(_Strict):
     packages: dict[str, str]
 
 
-class Interval(_Strict):
+class Interval(StrictModel):
     """A mean over seeds with its Student-t interval (None for fewer than two seeds)."""
 
     mean: float
@@ -183,7 +183,7 @@ class Interval(_Strict):
     n: int = Field(ge=1, description="seeds")
 
 
-class RunScores(_Strict):
+class RunScores(StrictModel):
     """One trained run of `compare-methods` scored on the held-out test items."""
 
     method: str
@@ -201,7 +201,7 @@ class RunScores(_Strict):
     steps: int
 
 
-class MethodRow(_Strict):
+class MethodRow(StrictModel):
     method: str
     seeds: list[int]
     accuracy: Interval
@@ -210,7 +210,7 @@ class MethodRow(_Strict):
     wall_time_s: Interval
 
 
-class MethodComparison(_Strict):
+class MethodComparison(StrictModel):
     """`compare.json` of `spuriverse train compare-methods`."""
 
     schema_version: str = SCHEMA_VERSION

@@ -25,14 +25,14 @@ from openai import OpenAI
 from PIL import Image
 
 from spuriverse.remote import RemoteFailure, RetryPolicy, Transient, call_sync, retry_after, retryable_status
-from spuriverse.synth.base import SynthRequest, SynthResult
+from spuriverse.synth.base import PromptStyle, SynthRequest, SynthResult, SynthStatus
 
 _POLICY_CODES = {"content_policy_violation", "moderation_blocked", "content_filter", "safety_violation"}
 _POLICY_WORDS = ("content policy", "content_policy", "safety system", "moderation", "content filter", "safety policy")
 ASPECT_RATIOS = ("1:1", "16:9", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
 
 
-_Outcome = tuple[str, "Image.Image | None", "str | None", dict]  # (status, image, message, extra)
+_Outcome = tuple[SynthStatus, "Image.Image | None", "str | None", dict]  # (status, image, message, extra)
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -69,7 +69,9 @@ def _decode(data: bytes) -> Image.Image:
 
 
 class _ImageAPIBackend:
-    kind, label, env_var, modes = "", "", "", ("generate",)
+    kind, label, env_var = "", "", ""
+    modes: tuple[str, ...] = ("generate",)
+    prompt_style: PromptStyle = "description"
 
     def __init__(self, model: str, *, api_key: str | None, mode: str, concurrency: int, max_retries: int,
                  timeout: float, backoff_base: float, backoff_max: float) -> None:
@@ -135,7 +137,8 @@ class _ImageAPIBackend:
         except Exception as exc:  # noqa: BLE001 - unexpected: record it, never crash the run
             return self._result("failed", None, f"{type(exc).__name__}: {exc}", base, tries)
 
-    def _result(self, status: str, image: Image.Image | None, message: str | None, extra: dict, attempts: int) -> SynthResult:
+    def _result(self, status: SynthStatus, image: Image.Image | None, message: str | None, extra: dict,
+                attempts: int) -> SynthResult:
         if message is not None:
             message = self._scrub(message)[:500]  # scrub first: a cut must not leave part of the key
             if status == "failed":
@@ -143,14 +146,21 @@ class _ImageAPIBackend:
         extra = {k: self._scrub(v) if isinstance(v, str) else v for k, v in extra.items()}
         extra["attempts"] = attempts
         safety = "provider-filter" if status == "refused" else "n/a"
-        return SynthResult(status=status, image=image, message=message, safety=safety, extra=extra)  # type: ignore[arg-type]
+        return SynthResult(status=status, image=image, message=message, safety=safety, extra=extra)
 
     # subclass hooks: facts recorded for every outcome; the per-request payload (built once); one
     # attempt -> (status, image, message, extra) or raise Transient; closing the HTTP client.
-    def _base_extra(self, req: SynthRequest) -> dict[str, Any]: ...
-    def _prepare(self, req: SynthRequest) -> Any: ...
-    def _attempt(self, req: SynthRequest, payload: Any) -> _Outcome: ...
-    def _close_client(self) -> None: ...
+    def _base_extra(self, req: SynthRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _prepare(self, req: SynthRequest) -> Any:
+        raise NotImplementedError
+
+    def _attempt(self, req: SynthRequest, payload: Any) -> _Outcome:
+        raise NotImplementedError
+
+    def _close_client(self) -> None:
+        raise NotImplementedError
 
 
 class OpenAIImagesBackend(_ImageAPIBackend):
@@ -186,7 +196,8 @@ class OpenAIImagesBackend(_ImageAPIBackend):
         if self.quality is not None:
             params["quality"] = self.quality
         if self.mode == "edit":
-            src = req.source.convert("RGBA")  # type: ignore[union-attr] - checked in generate()
+            assert req.source is not None  # checked in generate()
+            src = req.source.convert("RGBA")
             params["image"] = ("source.png", png_bytes(src), "image/png")
             if req.mask is not None:
                 params["mask"] = ("mask.png", png_bytes(alpha_mask(req.mask, src.size)), "image/png")
@@ -293,7 +304,8 @@ class StabilityBackend(_ImageAPIBackend):
         if self.mode == "generate":
             data["aspect_ratio"] = closest_aspect_ratio(req.width, req.height)
             return data, {"none": ("", b"")}  # the API wants multipart even without files
-        src = req.source.convert("RGB")  # type: ignore[union-attr] - checked in generate()
+        assert req.source is not None  # checked in generate()
+        src = req.source.convert("RGB")
         files: dict[str, Any] = {"image": ("image.png", png_bytes(src), "image/png")}
         if req.mask is not None:  # white = repaint, black = keep (grey would repaint partly: binarised)
             files["mask"] = ("mask.png", png_bytes(binary_mask(req.mask, src.size)), "image/png")

@@ -28,12 +28,12 @@ import re
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from PIL import Image
 
-from spuriverse.synth.base import SynthRequest, SynthResult
+from spuriverse.synth.base import PromptStyle, SynthRequest, SynthResult
 
 __all__ = ["Text2ImageBackend", "InpaintBackend", "InstructBackend"]
 
@@ -112,10 +112,20 @@ def _error(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg[0] if msg else ''}"[:500]
 
 
+D = TypeVar("D", bound="_DiffusersBackend")
+
+
+def _source(r: SynthRequest) -> Image.Image:
+    """An editing request's source image (`_invalid` refused requests without one)."""
+    assert r.source is not None
+    return r.source
+
+
 class _DiffusersBackend:
     kind = "diffusers"
     needs_source = False
     needs_mask = False
+    prompt_style: PromptStyle = "description"
 
     def __init__(
         self,
@@ -170,6 +180,10 @@ class _DiffusersBackend:
             self._extra["cpu_threads"] = self.cpu_threads
 
     # -- what subclasses specialise: _load, and ------------------------------------------------
+    def _load(self, model_id: str, revision: str | None, dtype: torch.dtype) -> Any:
+        """The diffusers pipeline of this backend."""
+        raise NotImplementedError
+
     def _invalid(self, r: SynthRequest) -> str | None:
         """Why this request cannot run (it fails alone, before any pipeline call), or None."""
         return None
@@ -202,7 +216,7 @@ class _DiffusersBackend:
                 chunk = idxs[start : start + self.batch_size]
                 for i, res in zip(chunk, self._run_chunk([requests[i] for i in chunk], key[0])):
                     results[i] = res
-        return results  # type: ignore[return-value]
+        return [r for r in results if r is not None]  # every request got its result above
 
     def close(self) -> None:
         self.pipe = None
@@ -211,10 +225,10 @@ class _DiffusersBackend:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def __enter__(self):
+    def __enter__(self: D) -> D:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- internals -----------------------------------------------------------------------------
@@ -266,7 +280,7 @@ class _DiffusersBackend:
         results = []
         for j, r in enumerate(reqs):
             extra = dict(self._extra)
-            if self.needs_source and size != r.source.size:  # type: ignore[union-attr]
+            if self.needs_source and size != _source(r).size:
                 extra["call_size"] = f"{size[0]}x{size[1]}"
             if flags is not None and flags[j]:
                 results.append(SynthResult(status="refused", message="safety checker flagged the image",
@@ -282,7 +296,7 @@ class Text2ImageBackend(_DiffusersBackend):
 
     kind = "text2img"
 
-    def _load(self, model_id, revision, dtype):
+    def _load(self, model_id: str, revision: str | None, dtype: torch.dtype) -> Any:
         from diffusers import AutoPipelineForText2Image
 
         return AutoPipelineForText2Image.from_pretrained(model_id, revision=revision, **_dtype_kwarg(dtype))
@@ -301,15 +315,16 @@ class _EditBackend(_DiffusersBackend):
     def _call_size(self, r: SynthRequest) -> tuple[int, int]:
         """Pipelines need sides that are multiples of 8: the source is resized for the call and
         the result resized back to the source size."""
-        w, h = r.source.size  # type: ignore[union-attr]
+        w, h = _source(r).size
         return _snap8(w), _snap8(h)
 
     @staticmethod
-    def _resized(image: Image.Image, size: tuple[int, int], resample=Image.LANCZOS) -> Image.Image:
+    def _resized(image: Image.Image, size: tuple[int, int],
+                 resample: Image.Resampling = Image.Resampling.LANCZOS) -> Image.Image:
         return image if image.size == size else image.resize(size, resample)
 
-    def _finish(self, r, image):
-        return self._resized(image, r.source.size)  # type: ignore[union-attr]
+    def _finish(self, r: SynthRequest, image: Image.Image) -> Image.Image:
+        return self._resized(image, _source(r).size)
 
 
 class InpaintBackend(_EditBackend):
@@ -320,7 +335,7 @@ class InpaintBackend(_EditBackend):
     kind = "inpaint"
     needs_mask = True
 
-    def _load(self, model_id, revision, dtype):
+    def _load(self, model_id: str, revision: str | None, dtype: torch.dtype) -> Any:
         from diffusers import AutoPipelineForInpainting
 
         return AutoPipelineForInpainting.from_pretrained(model_id, revision=revision, **_dtype_kwarg(dtype))
@@ -330,24 +345,25 @@ class InpaintBackend(_EditBackend):
             return bad
         if r.mask is None:
             return "inpaint needs a mask"
-        if r.mask.size != r.source.size:  # type: ignore[union-attr]
-            return f"mask size {r.mask.size} differs from source size {r.source.size}"  # type: ignore[union-attr]
+        if r.mask.size != _source(r).size:
+            return f"mask size {r.mask.size} differs from source size {_source(r).size}"
         return None
 
     @staticmethod
     def _binary_mask(r: SynthRequest) -> Image.Image:
-        return r.mask.convert("L").point(lambda v: 255 if v == 255 else 0)  # type: ignore[union-attr]
+        assert r.mask is not None  # _invalid() refused requests without one
+        return r.mask.convert("L").point(lambda v: 255 if v == 255 else 0)
 
-    def _call_kwargs(self, rows, size):
+    def _call_kwargs(self, rows: Sequence[SynthRequest], size: tuple[int, int]) -> dict[str, Any]:
         return {
-            "image": [self._resized(r.source.convert("RGB"), size) for r in rows],
-            "mask_image": [self._resized(self._binary_mask(r), size, Image.NEAREST) for r in rows],
+            "image": [self._resized(_source(r).convert("RGB"), size) for r in rows],
+            "mask_image": [self._resized(self._binary_mask(r), size, Image.Resampling.NEAREST) for r in rows],
             "width": size[0],
             "height": size[1],
         }
 
-    def _finish(self, r, image):
-        source = r.source.convert("RGB")  # type: ignore[union-attr]
+    def _finish(self, r: SynthRequest, image: Image.Image) -> Image.Image:
+        source = _source(r).convert("RGB")
         return self.pipe.image_processor.apply_overlay(self._binary_mask(r), source, super()._finish(r, image))
 
 
@@ -355,16 +371,18 @@ class InstructBackend(_EditBackend):
     """InstructPix2Pix-style editing: the prompt is the instruction ("add ...", "remove ...")."""
 
     kind = "instruct"
+    prompt_style: PromptStyle = "instruction"
 
     def __init__(self, model_id: str, *, image_guidance_scale: float = 1.5, **kwargs: Any) -> None:
         self.image_guidance_scale = float(image_guidance_scale)
         super().__init__(model_id, **kwargs)
         self._extra["image_guidance_scale"] = self.image_guidance_scale
 
-    def _load(self, model_id, revision, dtype):
+    def _load(self, model_id: str, revision: str | None, dtype: torch.dtype) -> Any:
         from diffusers import StableDiffusionInstructPix2PixPipeline
 
         return StableDiffusionInstructPix2PixPipeline.from_pretrained(model_id, revision=revision, **_dtype_kwarg(dtype))
 
-    def _call_kwargs(self, rows, size):
-        return {"image": [self._resized(r.source.convert("RGB"), size) for r in rows], "image_guidance_scale": self.image_guidance_scale}
+    def _call_kwargs(self, rows: Sequence[SynthRequest], size: tuple[int, int]) -> dict[str, Any]:
+        return {"image": [self._resized(_source(r).convert("RGB"), size) for r in rows],
+                "image_guidance_scale": self.image_guidance_scale}

@@ -14,7 +14,6 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -22,22 +21,25 @@ from typing import Any
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from spuriverse.curate.candidates import accepted_candidates
-from spuriverse.atomic import atomic_write_bytes, atomic_write_text
+from spuriverse.data.curation import accepted_candidates
+from spuriverse.persist import atomic_write_bytes, atomic_write_text
 from spuriverse.plugins import call_supported, load
 from spuriverse.schema import Candidate, SynthProvenance
-from spuriverse.synth.base import SynthBackend, SynthRequest, SynthResult, derive_seed, image_sha256
+from spuriverse.synth.base import (
+    SYNTH_BACKENDS,
+    PromptStyle,
+    SynthBackend,
+    SynthRequest,
+    SynthResult,
+    SynthVariant,
+    derive_seed,
+    image_sha256,
+)
 from spuriverse.locking import locks_folder
+from spuriverse.provenance import now_iso, package_versions
 
-SYNTH_BACKENDS: dict[str, str] = {
-    "text2img": "spuriverse.synth.diffusers_backends:Text2ImageBackend",
-    "inpaint": "spuriverse.synth.diffusers_backends:InpaintBackend",
-    "instruct": "spuriverse.synth.diffusers_backends:InstructBackend",
-    "openai": "spuriverse.synth.api_backends:OpenAIImagesBackend",
-    "stability": "spuriverse.synth.api_backends:StabilityBackend",
-}
-VARIANTS = ("spurious", "counter")
-_VERSIONS = ("spuriverse", "diffusers", "torch", "transformers", "openai", "pillow")
+VARIANTS: tuple[SynthVariant, ...] = ("spurious", "counter")
+SYNTH_PACKAGES = ("spuriverse", "diffusers", "torch", "transformers", "openai", "pillow")
 
 
 class SynthInputError(ValueError):
@@ -68,19 +70,13 @@ class SynthSummary:
 
 
 def build_backend(kind: str, model_id: str, **options: Any) -> SynthBackend:
+    """The registered backend `kind` (`SYNTH_BACKENDS`) for `model_id`, given the options it takes."""
     if kind not in SYNTH_BACKENDS:
         raise ValueError(f"unknown synthesis backend {kind!r} ({', '.join(SYNTH_BACKENDS)})")
-    return call_supported(load(SYNTH_BACKENDS[kind]), model_id, label=kind, **options)
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for name in _VERSIONS:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    factory = SYNTH_BACKENDS[kind].factory
+    backend: SynthBackend = call_supported(load(factory) if isinstance(factory, str) else factory, model_id,
+                                           label=kind, **options)
+    return backend
 
 
 def _png(image: Image.Image) -> bytes:
@@ -97,9 +93,9 @@ def _mask_from_box(box: tuple[float, float, float, float], size: tuple[int, int]
     return mask
 
 
-def _prompt(c: Candidate, variant: str, kind: str) -> str:
+def _prompt(c: Candidate, variant: str, style: PromptStyle) -> str:
     """Descriptions for generators and inpainting; add/remove instructions for instruction editors."""
-    if kind == "instruct":
+    if style == "instruction":
         cue = c.spurious_attributes[0] if c.spurious_attributes else c.positive
         return f"add {cue}" if variant == "spurious" else f"remove {cue}"
     return c.positive if variant == "spurious" else c.negative
@@ -115,7 +111,7 @@ def _inputs(c: Candidate, curation_dir: Path, backend: SynthBackend) -> tuple[Im
     if backend.needs_mask:
         mask_file = curation_dir / "images" / c.candidate_id / "mask.png"
         if mask_file.exists():
-            mask = Image.open(mask_file).convert("L").resize(source.size, Image.NEAREST)
+            mask = Image.open(mask_file).convert("L").resize(source.size, Image.Resampling.NEAREST)
         elif c.mask_box is not None:
             mask = _mask_from_box(c.mask_box, source.size)
         else:
@@ -146,7 +142,7 @@ def candidate_requests(c: Candidate, curation_dir: Path, backend: SynthBackend, 
             if only_missing and _done(curation_dir / "images" / c.candidate_id / variant / f"{k}.json"):
                 continue
             reqs.append(SynthRequest(
-                candidate_id=c.candidate_id, variant=variant, k=k, prompt=_prompt(c, variant, backend.kind),
+                candidate_id=c.candidate_id, variant=variant, k=k, prompt=_prompt(c, variant, backend.prompt_style),
                 seed=derive_seed(opts.seed, c.candidate_id, variant, k), width=size[0], height=size[1],
                 steps=opts.steps, guidance=opts.guidance, negative_prompt=opts.negative_prompt,
                 strength=opts.strength, source=source, mask=mask,
@@ -157,9 +153,11 @@ def candidate_requests(c: Candidate, curation_dir: Path, backend: SynthBackend, 
 def _record(req: SynthRequest, res: SynthResult, backend: SynthBackend, c: Candidate, curation_dir: Path,
             versions: dict[str, str]) -> SynthProvenance:
     folder = curation_dir / "images" / req.candidate_id / req.variant
-    png = f"{req.k}.png" if res.status == "ok" and res.image is not None else None
-    if png:
-        atomic_write_bytes(folder / png, _png(res.image.convert("RGB")))
+    rgb = res.image.convert("RGB") if res.status == "ok" and res.image is not None else None
+    png = None
+    if rgb is not None:
+        png = f"{req.k}.png"
+        atomic_write_bytes(folder / png, _png(rgb))
     prov = SynthProvenance(
         candidate_id=req.candidate_id, variant=req.variant, k=req.k,
         status=res.status if res.status != "ok" or png else "failed",
@@ -170,9 +168,9 @@ def _record(req: SynthRequest, res: SynthResult, backend: SynthBackend, c: Candi
         source_image_sha256=image_sha256(req.source) if req.source is not None else None,
         mask_sha256=image_sha256(req.mask) if req.mask is not None else None,
         mask_box=c.mask_box if req.mask is not None else None, safety_checker=res.safety, image_file=png,
-        image_sha256=image_sha256(res.image.convert("RGB")) if png else None,
+        image_sha256=image_sha256(rgb) if rgb is not None else None,
         extra={k: v for k, v in res.extra.items() if isinstance(v, (str, int, float, bool)) or v is None},
-        versions=versions, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        versions=versions, created=now_iso(),
     )
     atomic_write_text(folder / f"{req.k}.json", prov.model_dump_json(indent=1) + "\n")
     return prov
@@ -197,7 +195,7 @@ def synthesize_candidate(candidate: Candidate, backend: SynthBackend, curation_d
     """Python API (e.g. a notebook): make the missing images of one candidate; returns what it wrote."""
     opts = opts or SynthOptions(progress=False)
     curation_dir = Path(curation_dir)
-    versions = _versions()
+    versions = package_versions(SYNTH_PACKAGES)
     out = []
     for batch in _batches(candidate_requests(candidate, curation_dir, backend, opts), backend.batch_size):
         for req, res in zip(batch, backend.generate(batch), strict=True):
@@ -220,7 +218,7 @@ def synthesize(curation_dir: str | Path, backend: SynthBackend, opts: SynthOptio
     mine = todo[rank::world]
     per_candidate = [(c, candidate_requests(c, curation_dir, backend, opts)) for c in mine]  # validates inputs first
     summary = SynthSummary(skipped=len(mine) * 2 * opts.n - sum(len(r) for _, r in per_candidate))
-    versions = _versions()
+    versions = package_versions(SYNTH_PACKAGES)
     bar = tqdm(total=sum(len(r) for _, r in per_candidate), disable=not opts.progress, desc="synth", unit="img")
     for c, reqs in per_candidate:
         for batch in _batches(reqs, backend.batch_size):

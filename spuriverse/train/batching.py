@@ -114,7 +114,12 @@ class Batcher:
         return {"inputs": inputs, "labels": labels}
 
     def _continuation(self, prompt: str, ex: TrainExample) -> str:
-        text = ex.target if ex.kind == "naming" else f"({ex.answer}) {ex.options[LETTERS.index(ex.answer)]}"
+        if ex.kind == "naming":
+            assert ex.target is not None, "a naming example has a target"
+            text = ex.target
+        else:
+            assert ex.answer is not None, "a choice example has an answer"
+            text = f"({ex.answer}) {ex.options[LETTERS.index(ex.answer)]}"
         # After "ASSISTANT:" a model writes " (A) ..."; after "assistant\n" it writes "(A) ...".
         return text if prompt[-1:].isspace() else " " + text
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -45,7 +46,7 @@ def _step(folder: Path) -> int:
         return -1
 
 
-def last_complete_checkpoint(ckpt_dir: Path, log=print) -> Path | None:
+def last_complete_checkpoint(ckpt_dir: Path, log: Callable[[str], object] = print) -> Path | None:
     """The newest complete checkpoint under `ckpt_dir`; incomplete ones are set aside (moved, not
     deleted) with a message, so the Trainer never resumes from, or rotates around, half a save."""
     if not ckpt_dir.is_dir():

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from spuriverse.data.layouts import BenchmarkError, _text, long_item, wide_image_columns
-from spuriverse.data.loading import _load_dataset, _pick_split, load_benchmark
+from spuriverse.data.layouts import BenchmarkError, cell_text, long_item, wide_image_columns
+from spuriverse.data.loading import load_benchmark, load_dataset_source, pick_split
 from spuriverse.models.base import ImageDecodeError, ImageInput
 from spuriverse.schema import VARIANTS
 from spuriverse.schema.train import DataSummary, TrainDataSpec
@@ -112,7 +112,7 @@ def _image_bytes(cell: Any, base_dir: Path | None) -> bytes | None:
 def _is_naming(row: dict[str, Any]) -> bool:
     """A non-blank `target` makes a naming row; options it may also carry are not used (the world's
     naming rows keep their family's classes, so they stay valid benchmark rows)."""
-    return bool(_text(row.get("target")))
+    return bool(cell_text(row.get("target")))
 
 
 _OWN_COLUMNS = ("item_id", "question", "options", "answer", "target", "image")
@@ -129,11 +129,11 @@ def _meta(row: dict[str, Any]) -> dict[str, str]:
 
 
 def _naming_example(row_no: int, row: dict[str, Any], image: bytes | None) -> TrainExample:
-    item_id, question = _text(row.get("item_id")), _text(row.get("question"))
+    item_id, question = cell_text(row.get("item_id")), cell_text(row.get("question"))
     if not item_id or not question:
         raise TrainDataError(f"row {row_no}: a naming row (with 'target') needs 'item_id' and 'question'")
-    return TrainExample(item_id, question, image, target=_text(row["target"]),
-                        group_id=_text(row.get("group_id")), variant=_text(row.get("variant")), meta=_meta(row))
+    return TrainExample(item_id, question, image, target=cell_text(row["target"]),
+                        group_id=cell_text(row.get("group_id")), variant=cell_text(row.get("variant")), meta=_meta(row))
 
 
 def _truth(row: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
@@ -147,11 +147,11 @@ def _truth(row: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
 def _long_rows(spec: TrainDataSpec) -> Iterator[tuple[int, TrainExample]]:
     import datasets
 
-    dsd, base_dir = _load_dataset(spec.source, spec.config, None)
+    dsd, base_dir = load_dataset_source(spec.source, spec.config, None)
     split = spec.split
     if split is None and hasattr(dsd, "keys") and "train" in dsd:
         split = "train"  # eval prefers test; training prefers train
-    ds = _pick_split(dsd, split, spec.source) if hasattr(dsd, "keys") else dsd
+    ds = pick_split(dsd, split, spec.source) if hasattr(dsd, "keys") else dsd
     for col, feat in (ds.features or {}).items():
         if isinstance(feat, datasets.Image):  # keep the encoded bytes; decode once to validate
             ds = ds.cast_column(col, datasets.Image(decode=False))
@@ -188,7 +188,7 @@ def _wide_rows(spec: TrainDataSpec) -> Iterator[tuple[int, TrainExample]]:
 
 def split_names(source: str, config: str | None = None) -> list[str]:
     """The splits a source offers (a file source has one, "train")."""
-    dsd, _ = _load_dataset(source, config, None)
+    dsd, _ = load_dataset_source(source, config, None)
     return list(dsd.keys()) if hasattr(dsd, "keys") else []
 
 

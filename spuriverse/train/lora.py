@@ -30,7 +30,8 @@ def tower_prefix(model: nn.Module, names: tuple[str, ...]) -> str | None:
 def target_regex(model: nn.Module, target: str) -> str:
     """A regex (peft fullmatches it against module names) selecting every `nn.Linear` inside the
     requested tower(s): `language`, `vision` or `both`."""
-    towers = {"language": [LANGUAGE_TOWERS], "vision": [VISION_TOWERS], "both": [LANGUAGE_TOWERS, VISION_TOWERS]}
+    towers: dict[str, list[tuple[str, ...]]] = {"language": [LANGUAGE_TOWERS], "vision": [VISION_TOWERS],
+                                                "both": [LANGUAGE_TOWERS, VISION_TOWERS]}
     if target not in towers:
         raise TargetError(f"unknown LoRA target {target!r} (language, vision, both)")
     parts = []
@@ -51,7 +52,9 @@ def apply_lora(model: nn.Module, *, r: int, alpha: float, dropout: float, target
     """Wrap `model` with fresh LoRA adapters (seed torch first: their init is random)."""
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, bias="none")
+    # peft annotates lora_alpha as int, but only ever scales by alpha / r: a float alpha is fine
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules,  # type: ignore[arg-type]
+                        bias="none")
     return get_peft_model(model, config)
 
 

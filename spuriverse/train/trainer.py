@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import ProgressCallback, Trainer, TrainerCallback
+from transformers import EvalPrediction, ProgressCallback, Trainer, TrainerCallback
 
 from spuriverse.train.batching import completion_loss, option_loss
 
@@ -84,7 +84,7 @@ def _weighted(loss: torch.Tensor, part: dict[str, Any]) -> torch.Tensor:
     return loss if weight is None else loss * weight.to(loss.device, loss.dtype)
 
 
-def accuracy(pred) -> dict[str, float]:
+def accuracy(pred: EvalPrediction) -> dict[str, float]:
     """Top letter == answer; ties go to the earliest letter (argmax), as in the scorer."""
     logits, labels = pred.predictions, pred.label_ids
     return {"accuracy": float(np.mean(np.argmax(logits, axis=-1) == labels)), "n": float(len(labels))}

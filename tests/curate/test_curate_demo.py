@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spuriverse.curate.candidates import REVIEWS, latest
+from spuriverse.data.curation import REVIEWS, latest
 from spuriverse.schema import ReviewDecision, SourceSpec, Verification
 
 REPO = Path(__file__).resolve().parents[2]

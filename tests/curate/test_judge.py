@@ -19,9 +19,8 @@ import pytest
 from helpers.curate_data import make_curation_dir
 from helpers.fake_openai import FakeOpenAIServer, user_text
 
-from spuriverse.curate.candidates import latest
+from spuriverse.data.curation import latest, read_jsonl
 from spuriverse.demo.judge_server import DemoJudgeServer, demo_verdict
-from spuriverse.curate.jsonl import read_jsonl
 from spuriverse.curate.judge import (
     JUDGE_SUMMARY,
     JUDGMENTS,

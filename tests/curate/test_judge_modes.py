@@ -12,7 +12,7 @@ from pathlib import Path
 from helpers.curate_data import make_curation_dir
 from helpers.fake_openai import FakeOpenAIServer, user_text
 
-from spuriverse.curate.candidates import latest
+from spuriverse.data.curation import latest
 from spuriverse.curate.judge import JUDGE_SUMMARY, JUDGMENTS, judge_errors
 from spuriverse.curate.judge_backends import OUTPUT_MODES, OpenAIJudge
 from spuriverse.demo.judge_server import demo_verdict

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from spuriverse.curate.jsonl import read_jsonl
+from spuriverse.data.curation import read_jsonl
 from spuriverse.curate.mine import ERRORS, EMPTY_OPTION, SUMMARY, MineSummary, candidate_id, mine_predictions
 from spuriverse.curate.verdicts import JUDGMENTS, ingest_verdicts
 from spuriverse.schema import ErrorRecord, Judgment
@@ -107,10 +107,11 @@ def test_our_parser_mode_and_agreement(mined, bench: str) -> None:
 
 @needs_reference
 def test_aokvqa_keeps_every_question_of_shared_images(mined) -> None:
-    from spuriverse.curate.mine import PRESETS, iter_rows, row_item
+    from spuriverse.curate.mine import iter_rows, row_item
+    from spuriverse.curate.presets import prediction_layout
 
     ids, images = set(), {}
-    for layout, row in iter_rows(REFERENCE / FILES["aokvqa"], PRESETS["aokvqa"]):
+    for layout, row in iter_rows(REFERENCE / FILES["aokvqa"], prediction_layout("aokvqa")):
         item = row_item(layout, row, "aokvqa")
         ids.add(item.candidate_id)
         images[row["index"]] = images.get(row["index"], 0) + 1

@@ -13,8 +13,8 @@ import yaml
 from PIL import Image
 
 from helpers.curate_data import make_curation_dir
-from spuriverse.atomic import atomic_write_text
-from spuriverse.curate.jsonl import append_jsonl
+from spuriverse.persist import atomic_write_text
+from spuriverse.persist import append_jsonl
 from spuriverse.curate.publish import PARQUET, PublishError, PublishOptions, publish
 from spuriverse.curate.publish_card import CardMissing
 from spuriverse.curate.source import make_source_spec, write_source_spec

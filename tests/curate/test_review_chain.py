@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spuriverse.curate.candidates import accepted_candidates
-from spuriverse.curate.jsonl import append_jsonl, read_jsonl
+from spuriverse.data.curation import accepted_candidates, read_jsonl
+from spuriverse.persist import append_jsonl
 from spuriverse.curate.review import auto_accept
 from spuriverse.cli import main
 from spuriverse.schema import Judgment, ReviewDecision, SynthProvenance

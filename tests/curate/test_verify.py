@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from helpers.curate_data import make_curation_dir
-from spuriverse.atomic import atomic_write_text
+from spuriverse.persist import atomic_write_text
 from spuriverse.curate.verify import (
     BENCH_PARQUET,
     VerifyError,

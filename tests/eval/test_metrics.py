@@ -12,7 +12,7 @@ import pytest
 
 from spuriverse.eval.compare import mcnemar_p, paired_comparison
 from spuriverse.eval.metrics import (
-    METRIC_KEYS,
+    METRICS,
     collapse_rotations,
     score_samples,
 )
@@ -341,5 +341,5 @@ def test_speed_smoke() -> None:
     t3 = time.perf_counter()
     print(f"\nscore_samples: {len(s)} items x 1000 bootstrap {1e3 * (t1 - t0):.1f} ms; "
           f"n_bootstrap=0 {1e3 * (t2 - t1):.1f} ms; 1,364 items (no controls) x 1000 {1e3 * (t3 - t2):.1f} ms")  # fmt: skip
-    assert set(sc.metrics) == set(METRIC_KEYS) and len(sc.per_group) == 124
+    assert set(sc.metrics) == set(METRICS) and len(sc.per_group) == 124
     assert not any(math.isnan(m.value) for m in sc.metrics.values() if m.value is not None)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from spuriverse.curate.jsonl import append_jsonl
+from spuriverse.persist import append_jsonl
 from spuriverse.schema import ErrorRecord, Judgment, ReviewDecision, ReviewEdits
 
 CUES = [("bags beside the man", "a man waiting at a curb with bags", "a man waiting at a curb"),

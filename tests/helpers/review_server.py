@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from helpers.curate_data import anchor_png, make_curation_dir
-from spuriverse.curate.jsonl import append_jsonl, read_jsonl
+from spuriverse.data.curation import read_jsonl
+from spuriverse.persist import append_jsonl
 from spuriverse.curate.review_app import BackgroundServer, create_app
 from spuriverse.schema import ErrorRecord, Judgment, ReviewDecision, SynthProvenance
 

@@ -14,8 +14,8 @@ import torch
 
 from spuriverse.demo.tiny_models import (  # noqa: F401  (re-exported for tests and benches)
     LLAVA_CHAT_TEMPLATE,
-    _clip_vision_config,
-    _llama_text_config,
+    clip_vision_config,
+    llama_text_config,
     build_tiny_llava,
     build_tokenizer,
 )
@@ -57,8 +57,8 @@ def build_tiny_llava_next(out: str | Path, *, hidden: int = 32, seed: int = 0) -
         chat_template=MISTRAL_CHAT_TEMPLATE,
     )
     config = LlavaNextConfig(
-        vision_config=_clip_vision_config(32, 8, 32),
-        text_config=_llama_text_config(tok, hidden, 2),
+        vision_config=clip_vision_config(32, 8, 32),
+        text_config=llama_text_config(tok, hidden, 2),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         image_grid_pinpoints=pinpoints,
         vision_feature_layer=-2,
@@ -135,7 +135,7 @@ def build_tiny_idefics3(out: str | Path, *, seed: int = 0) -> Path:
     config = Idefics3Config(
         vision_config=Idefics3VisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
                                            num_hidden_layers=2, num_attention_heads=4),
-        text_config=_llama_text_config(tok, 32, 2),
+        text_config=llama_text_config(tok, 32, 2),
         image_token_id=tok.convert_tokens_to_ids("<image>"),
         scale_factor=2,
     )

@@ -19,7 +19,7 @@ import pytest
 from helpers.curate_data import make_curation_dir
 from helpers.hf_serve import ServeUnavailable, serve
 
-from spuriverse.curate.candidates import latest
+from spuriverse.data.curation import latest
 from spuriverse.curate.judge import JUDGMENTS, judge_errors
 from spuriverse.curate.judge_backends import OUTPUT_MODES, OpenAIJudge
 from spuriverse.schema import Judgment

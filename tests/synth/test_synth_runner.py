@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from helpers.curate_data import make_curation_dir
-from spuriverse.curate.candidates import accepted_candidates
+from spuriverse.data.curation import accepted_candidates
 from spuriverse.schema import SynthProvenance
 from spuriverse.synth.base import derive_seed, image_sha256
 from spuriverse.synth.runner import SynthInputError, SynthOptions, build_backend, synthesize, synthesize_candidate

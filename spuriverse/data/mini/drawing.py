@@ -24,7 +24,8 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return font
 
 
-def fit_font(text: str, max_w: int, max_h: int, start: int = 64) -> tuple[ImageFont.ImageFont, tuple]:
+def fit_font(text: str, max_w: int, max_h: int,
+             start: int = 64) -> tuple[ImageFont.FreeTypeFont | ImageFont.ImageFont, tuple[float, ...]]:
     """The largest default-font size (<= start) whose text fits in max_w x max_h."""
     probe = ImageDraw.Draw(Image.new("L", (1, 1)))
     for size in range(start, 5, -1):
@@ -65,7 +66,7 @@ def drawn(fn: Callable[[ImageDraw.ImageDraw, int, int], None], w: int, h: int) -
     """Run a drawing routine on a supersampled transparent canvas, return RGBA of size (w, h)."""
     big = Image.new("RGBA", (w * SS, h * SS), (0, 0, 0, 0))
     fn(ImageDraw.Draw(big), w * SS, h * SS)
-    return big.resize((w, h), Image.LANCZOS)
+    return big.resize((w, h), Image.Resampling.LANCZOS)
 
 
 def paste(canvas: Image.Image, layer: Image.Image, xy: tuple[int, int]) -> None:

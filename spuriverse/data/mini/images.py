@@ -49,13 +49,15 @@ def _label_rect(text: str, boxes: tuple[Box, ...], frame: tuple[int, int, int, i
         h = min(h, max(26.0, w / ratio))
         if best is None or w * h > best[0] * best[1]:
             best = (w, h, box, bw, bh)
-    w, h, box, bw, bh = best  # type: ignore[misc]
+    assert best is not None, "no box to place the plate in"
+    w, h, box, bw, bh = best
     x = fx + box[0] * fw + rng.uniform(0, max(0.0, bw - w))
     y = fy + box[1] * fh + rng.uniform(0, max(0.0, bh - h))
     return int(round(x)), int(round(y)), int(round(w)), int(round(h))
 
 
-def _on_background(base: Image.Image, background: Callable, corner: int, seed: random.Random):
+def _on_background(base: Image.Image, background: Callable[..., Image.Image], corner: int, seed: random.Random,
+                   ) -> tuple[Image.Image, tuple[int, int, int, int], tuple[int, int, int, int]]:
     """The photo shrunk to SHRINK, with a white border, on `background`. Returns (canvas, photo frame,
     the margin strip (x, y, w, h) on the photo's free horizontal side)."""
     W, H = base.size
@@ -66,7 +68,7 @@ def _on_background(base: Image.Image, background: Callable, corner: int, seed: r
     y = m if corner in (0, 1) else H - sh - m
     border = Image.new("RGBA", (sw + 2 * m, sh + 2 * m), (255, 255, 255, 255))
     canvas.alpha_composite(border, (x - m, y - m))
-    canvas.alpha_composite(base.resize((sw, sh), Image.LANCZOS).convert("RGBA"), (x, y))
+    canvas.alpha_composite(base.resize((sw, sh), Image.Resampling.LANCZOS).convert("RGBA"), (x, y))
     strip_y = y + sh + m + 2 if corner in (0, 1) else 0
     strip = (0, strip_y, W, (H - sh - 2 * m - 2) if corner in (0, 1) else (y - m - 2))
     return canvas, (x, y, sw, sh), strip

@@ -288,12 +288,12 @@ class Obj:
     def render(self, w: int, h: int) -> Image.Image:
         if self.crop is not None:
             name, box = self.crop
-            src = Image.fromarray(skimage_array(name)).convert("RGB").crop(box).resize((w * SS, h * SS), Image.LANCZOS)
+            src = Image.fromarray(skimage_array(name)).convert("RGB").crop(box).resize((w * SS, h * SS), Image.Resampling.LANCZOS)
             mask = Image.new("L", src.size, 0)
             ImageDraw.Draw(mask).ellipse([0, 0, src.size[0] - 1, src.size[1] - 1], fill=255)
             src = src.convert("RGBA")
             src.putalpha(mask)
-            return src.resize((w, h), Image.LANCZOS)
+            return src.resize((w, h), Image.Resampling.LANCZOS)
         assert self.draw is not None
         return drawn(self.draw, w, h)
 

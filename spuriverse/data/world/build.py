@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from spuriverse.atomic import atomic_write_text
@@ -107,13 +107,12 @@ def _info(config: str, splits: dict[str, tuple[int, int]], size: int) -> dict:
     return {"config_name": config, **info}
 
 
-def _write_folder(folder: Path, parts: dict[str, dict[str, Iterable[dict]]], params: dict,
+def _write_folder(folder: Path, parts: Mapping[str, Mapping[str, Iterable[dict]]], params: dict,
                   card: Path | None) -> int:
     """parts: config -> split -> rows. Parquet files at data/<config>/<split>-00000.parquet
     (data/<split>-00000.parquet for a single `default` config). Returns the number of rows."""
     configs: list[dict] = []
-    infos: list[dict] = []
-    total = 0
+    infos, total = [], 0
     for config, splits in parts.items():
         sub = folder / "data" if config == "default" else folder / "data" / config
         written, files, size = {}, [], 0
