@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spuriverse.schema.attribution import AttributionSummary
 
 DESCRIPTION = """Attribution maps of a local model's multiple-choice answers: where in the image does the answer
 come from? The attributed score is, by default, the log-softmax over the item's option letters at the answer
@@ -16,7 +21,7 @@ and method), maps/ (.npz), overlays/, grids/ (anchor vs spurious per group), sum
 report.html. Re-running the same command resumes; data-parallel with `accelerate launch -m spuriverse ...`."""
 
 
-def _choices(registry, what: str):
+def _choices(registry: Collection[str], what: str) -> Callable[[str], list[str]]:
     """argparse type: a comma list of registry names ("none": the empty list)."""
     def parse(value: str) -> list[str]:
         names = [v.strip() for v in value.split(",") if v.strip()]
@@ -111,7 +116,7 @@ def _cmd(a: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(summary, out: Path) -> None:
+def _print_summary(summary: AttributionSummary, out: Path) -> None:
     from spuriverse.diagnose.attribution.report import fmt
 
     print(f"\n{summary.config.model}: {summary.n_items} items, target {summary.config.target} ({summary.invariance})")

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spuriverse.schema.influence import InfluenceManifest
 
 DESCRIPTION = """Influence functions on a training run of `spuriverse train`: for each query item, the training
 examples that pushed the model toward its answer (supporting) and away from it (opposing), the share of
@@ -96,7 +100,7 @@ def _cmd_influence(a: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(out: Path, manifest) -> None:
+def _print_summary(out: Path, manifest: InfluenceManifest) -> None:
     from spuriverse.schema.influence import InfluenceSummary
 
     summary = InfluenceSummary.model_validate_json((out / "summary.json").read_text("utf-8"))

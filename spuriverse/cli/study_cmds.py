@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spuriverse.cli.train_cmds import add_training_args, training_kwargs
+
+if TYPE_CHECKING:
+    from spuriverse.schema.study import CellPlan, SeedStat, StudyResult
+    from spuriverse.study import StudyOptions
 
 DESCRIPTION = """The SpuriVerse paper's held-out fine-tuning study. Per seed the correlations (groups) are split:
 test = 20 %, validation = 12.5 % of the rest, train = the remainder (DIR/splits/seed-S.json). Each cell
@@ -19,8 +24,8 @@ anchors and spurious images and on a control sample (--control-scale x the held-
 Re-running resumes: only unfinished cells run, and a finished cell is never redone; another configuration in
 the same --out is refused. Writes DIR/study.json, DIR/report.md and plots when every cell has finished."""
 
-QUICK = {"seeds": "42", "ablation": "0,100%", "epochs": 1.0, "bootstrap": 100, "control_scale": 2}
-DEFAULTS = {"seeds": "42,123,7890,54321,9876", "ablation": "0,20,40,60,80,99", "epochs": 10.0, "bootstrap": 1000,
+QUICK: dict[str, str | int | float] = {"seeds": "42", "ablation": "0,100%", "epochs": 1.0, "bootstrap": 100, "control_scale": 2}
+DEFAULTS: dict[str, str | int | float] = {"seeds": "42,123,7890,54321,9876", "ablation": "0,20,40,60,80,99", "epochs": 10.0, "bootstrap": 1000,
             "control_scale": 10}
 
 
@@ -69,12 +74,12 @@ def _add_finetune(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_finetune)
 
 
-def _setting(a: argparse.Namespace, key: str):  # noqa: ANN202 (str | int | float)
+def _setting(a: argparse.Namespace, key: str) -> str | int | float:
     value = getattr(a, key)
     return value if value is not None else (QUICK if a.quick else DEFAULTS)[key]
 
 
-def _options(a: argparse.Namespace):  # noqa: ANN202
+def _options(a: argparse.Namespace) -> StudyOptions:
     from spuriverse.schema.study import StudyDataSpec
     from spuriverse.study import StudyOptions
 
@@ -129,17 +134,17 @@ def _cmd_finetune(a: argparse.Namespace) -> int:
     return 0
 
 
-def _print_cells(rows) -> None:  # noqa: ANN001
+def _print_cells(rows: list[tuple[CellPlan, str]]) -> None:
     print(f"{'cell':>4}  {'status':<8}  {'examples':>8}  name")
     for cell, status in rows:
         print(f"{cell.index:>4}  {status:<8}  {cell.n_train:>8}  {cell.name}")
 
 
-def _print_summary(study, out: Path) -> None:  # noqa: ANN001
-    def pct(s) -> str:  # noqa: ANN001
+def _print_summary(study: StudyResult, out: Path) -> None:
+    def pct(s: SeedStat | None) -> str:
         if s is None or s.mean is None:
             return "-"
-        ci = f" [{100 * s.ci_low:.1f}, {100 * s.ci_high:.1f}]" if s.ci_low is not None else ""
+        ci = f" [{100 * s.ci_low:.1f}, {100 * s.ci_high:.1f}]" if s.ci_low is not None and s.ci_high is not None else ""
         return f"{100 * s.mean:.1f}{ci}"
 
     n = len(study.config.seeds)

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 
 from spuriverse.eval.prompts import STRATEGIES, strategies_help
 
-if TYPE_CHECKING:  # imported where used: `spuriverse --help` does not load the training stack
-    from spuriverse.schema.train import TrainManifest
-
 from spuriverse.cli.method_args import add_compare, add_method_args, method_options
+
+if TYPE_CHECKING:  # imported where used: `spuriverse --help` does not load the training stack
+    from spuriverse.schema.train import TrainDataSpec, TrainManifest
+    from spuriverse.train import TrainOptions
 
 DESCRIPTION = """Fine-tune a local Hugging Face vision-language model on multiple-choice items (LoRA or full).
 Prompts are the evaluator's own templates, image where eval puts it; the `option` objective is the
@@ -111,7 +112,7 @@ def add_training_args(p: argparse.ArgumentParser) -> dict[str, argparse._Argumen
     return {"method": m, "optimisation": h, "runtime": r}
 
 
-def train_options(a: argparse.Namespace):
+def train_options(a: argparse.Namespace) -> TrainOptions:
     """The command line as the stage's options (data selection and validation resolved)."""
     from spuriverse.schema.train import TrainDataSpec
     from spuriverse.train import TrainOptions
@@ -191,9 +192,10 @@ def training_kwargs(a: argparse.Namespace) -> dict:
     )
 
 
-def _options(a: argparse.Namespace, TrainOptions, train, val):
+def _options(a: argparse.Namespace, options_class: type[TrainOptions], train: list[TrainDataSpec],
+             val: list[TrainDataSpec]) -> TrainOptions:
     """The command line as the stage's options."""
-    return TrainOptions(model=a.model, out=a.out, train_data=train, val_data=val, model_revision=a.model_revision,
+    return options_class(model=a.model, out=a.out, train_data=train, val_data=val, model_revision=a.model_revision,
                         seed=a.seed, progress=not a.no_progress, method=a.method, method_options=method_options(a),
                         **training_kwargs(a))
 

@@ -117,9 +117,12 @@ def _naming_predictions(batcher: Batcher, items: Sequence[tuple[TrainExample, di
 def measure_model(model: str | Path, world: Path, *, config: str = "balanced", split: str = "test",
                   batch_size: int = 64, limit: int | None = None) -> dict[str, Any]:
     """The figures of one model on the world's held-out `config`/`split` items (see the module docstring)."""
+    from spuriverse.models.hf import HFBackend
     from spuriverse.models.registry import build_model, resolve_model
 
     backend = build_model(resolve_model(str(model)), device="cpu", dtype="float32", batch_size=batch_size)
+    if not isinstance(backend, HFBackend):
+        raise ValueError(f"{model}: not a local HF model")
     backend.model.eval()
     batcher = Batcher(backend)
     items = read_split(world, config, split)[:limit]

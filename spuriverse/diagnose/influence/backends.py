@@ -78,7 +78,7 @@ class InfluenceMethod:
     backend: str
 
     def build(self, settings: BackendSettings | None = None) -> InfluenceBackend:
-        return load(self.backend)(settings or BackendSettings(), self.name)  # type: ignore[no-any-return]
+        return load(self.backend)(settings or BackendSettings(), self.name)
 
 
 _KRON = "spuriverse.diagnose.influence.kronfluence_backend:KronfluenceBackend"

@@ -147,7 +147,7 @@ def _bars(show: bool) -> Iterator[None]:
     from tqdm import tqdm
 
     old = base.tqdm, tracin.tqdm
-    base.tqdm = tracin.tqdm = functools.partial(tqdm, disable=not show)  # type: ignore[assignment]
+    base.tqdm = tracin.tqdm = functools.partial(tqdm, disable=not show)
     try:
         yield
     finally:

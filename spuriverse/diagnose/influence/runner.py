@@ -110,7 +110,7 @@ def _inputs(opts: InfluenceOptions) -> tuple[TrainRun, list[TrainExample], Any, 
         train_run=str(run.folder), train_fingerprint=run.manifest.config.train_fingerprint, model=str(folder),
         weights_sha256=digest, queries=list(opts.queries), items=opts.items,
         query_fingerprint=summarize(queries).fingerprint, method=opts.method,
-        measurement=opts.measurement,  # type: ignore[arg-type]  # checked by LVLMProblem / argparse
+        measurement=opts.measurement,  # checked by LVLMProblem / argparse
         top_k=opts.top_k, damping=opts.damping, cue_column=opts.cue_column, track=opts.track,
         batch_size=opts.batch_size,
         query_batch_size=opts.query_batch_size, seed=opts.seed,
@@ -273,7 +273,7 @@ def _self_influence(opts: InfluenceOptions, problem: LVLMProblem, backend: Influ
         for s in range(0, problem.n_train, opts.batch_size):
             idx = list(range(s, min(s + opts.batch_size, problem.n_train)))
             losses.extend(problem.train_loss(problem.model, problem.train_batch(idx)).double().cpu().tolist())
-    rows = [SelfInfluenceRow(train_id=ex.item_id, kind=ex.kind, self_influence=float(v), loss=float(loss),  # type: ignore[arg-type]
+    rows = [SelfInfluenceRow(train_id=ex.item_id, kind=ex.kind, self_influence=float(v), loss=float(loss),
                              cue=cue_key(ex.meta, opts.cue_column), group_id=ex.group_id, variant=ex.variant)
             for ex, v, loss in zip(problem.train, values, losses)]
     atomic_write_jsonl(path, rows)
@@ -292,8 +292,8 @@ def _summary(opts: InfluenceOptions, records: list[QueryInfluence]) -> Influence
     def mean(rs: list[QueryInfluence], base: bool = False) -> Any:
         vals = [(r.spurious_support.base_rate if base else r.spurious_support.value) for r in rs
                 if r.spurious_support is not None]
-        return cluster_mean(vals, [r.group_id if by_group else r.item_id for r in rs], **kw)  # type: ignore[arg-type]
+        return cluster_mean(vals, [r.group_id if by_group else r.item_id for r in rs], **kw)
 
-    return InfluenceSummary(method=opts.method, measurement=opts.measurement, top_k=opts.top_k,  # type: ignore[arg-type]
+    return InfluenceSummary(method=opts.method, measurement=opts.measurement, top_k=opts.top_k,
                             overall=mean(scored), overall_wrong=mean(wrong), base_rate=mean(scored, base=True),
-                            groups=group_rows(records, **kw), n_bootstrap=opts.n_bootstrap, seed=opts.seed)  # type: ignore[arg-type]
+                            groups=group_rows(records, **kw), n_bootstrap=opts.n_bootstrap, seed=opts.seed)

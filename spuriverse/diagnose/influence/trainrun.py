@@ -130,6 +130,10 @@ def load_model(run: TrainRun, model_dir: Path | None = None, *, device: str | No
                               batch_size=batch_size)
     except (ModelLoadError, ModelSpecError, OSError) as exc:
         raise InfluenceInputError(f"cannot load the model of {run.folder}: {exc}") from None
+    from spuriverse.models.hf import HFBackend
+
+    if not isinstance(backend, HFBackend):
+        raise InfluenceInputError(f"the model of {run.folder} did not load as a local HF model")
     model = backend.model
     if m.output == "full":
         for p in model.parameters():

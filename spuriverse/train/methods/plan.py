@@ -33,7 +33,7 @@ class MethodPlan:
         out: dict[str, Any] = {"method": name}
         if self.meta is not None and o.meta_data is not None:
             out["meta"] = MetaSettings(
-                data=o.meta_data, size=o.meta_size, fill=o.meta_fill, batch=o.meta_batch, interval=o.meta_interval,  # type: ignore[arg-type]
+                data=o.meta_data, size=o.meta_size, fill=o.meta_fill, batch=o.meta_batch, interval=o.meta_interval,
                 clean_weight=o.clean_weight, factual_weight=o.factual_weight,
                 counterfactual_weight=o.counterfactual_weight, fingerprint=self.meta.fingerprint,
                 n_clean=len(self.meta.clean), n_factual=len(self.meta.factual),
