@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from spuriverse.eval.results import now_iso
+from spuriverse.provenance import now_iso
 from spuriverse.locking import FolderBusy, folder_lock
 from spuriverse.persist import atomic_write_text
 from spuriverse.schema.study import CellPlan, CellRecord, SplitFile, StudyConfig, StudyPlan, StudyResult

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from spuriverse.eval.compare import mcnemar_p, paired_comparison
-from spuriverse.eval.results import harness_info, now_iso, package_versions
+from spuriverse.provenance import harness_info, now_iso, package_versions
 from spuriverse.eval.samples import read_run_samples
 from spuriverse.schema import RunResult, Sample
 from spuriverse.schema.study import (

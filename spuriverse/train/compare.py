@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from spuriverse.atomic import atomic_write_text
-from spuriverse.eval.results import now_iso
+from spuriverse.provenance import now_iso
 from spuriverse.locking import folder_lock
 from spuriverse.schema.train import Interval, MethodComparison, MethodRow, RunScores, TrainDataSpec
 from spuriverse.train.data import TrainDataError, TrainExample, load_examples, summarize

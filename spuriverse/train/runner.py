@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from spuriverse.atomic import atomic_write_text
-from spuriverse.eval.results import harness_info, now_iso, package_versions
+from spuriverse.provenance import RUN_PACKAGES, harness_info, now_iso, package_versions
 from spuriverse.models.registry import build_model, resolve_model
 from spuriverse.schema.core import config_diffs
 from spuriverse.schema.train import (
@@ -272,7 +272,7 @@ def _running_manifest(opts: TrainOptions, spec: Any, backend: Any, model: Any, c
         base_revision=base_rev, trainable_params=trainable, total_params=total, processes=args.world_size,
         device=str(args.device), resumed_from=list(old.resumed_from) if old else [],
         wall_time_s=old.wall_time_s if old else 0.0, harness=harness_info(),
-        packages={**package_versions(), **_extra_versions()},
+        packages=package_versions((*RUN_PACKAGES, "peft")),
     )
 
 
@@ -395,15 +395,3 @@ def _run_train_locked(opts: TrainOptions) -> TrainManifest | None:
     if not opts.keep_checkpoints:
         shutil.rmtree(opts.out / CHECKPOINTS, ignore_errors=True)
     return manifest
-
-
-def _extra_versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for name in ("peft",):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out

@@ -28,7 +28,7 @@ from spuriverse.diagnose.attribution.methods import METHODS, MethodParams, metho
 from spuriverse.diagnose.attribution.metrics import METRICS, MaskError, check_mask, deletion_insertion, localisation, robustness
 from spuriverse.diagnose.attribution.target import invariance_note
 from spuriverse.eval.prompts import render_prompt
-from spuriverse.eval.results import harness_info, now_iso, package_versions
+from spuriverse.provenance import harness_info, now_iso, package_versions
 from spuriverse.locking import folder_lock
 from spuriverse.models.base import Request
 from spuriverse.models.registry import ModelSpec, build_model, resolve_model

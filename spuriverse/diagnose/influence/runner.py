@@ -31,7 +31,7 @@ from spuriverse.diagnose.influence.lvlm import LVLMProblem, lora_modules
 from spuriverse.diagnose.influence.problem import SIGN_CONVENTION
 from spuriverse.diagnose.influence.support import cue_key, group_rows, cluster_mean, support_ratio, top_k
 from spuriverse.diagnose.influence.trainrun import InfluenceInputError, TrainRun, load_model, load_queries, read_run
-from spuriverse.eval.results import harness_info, now_iso, package_versions
+from spuriverse.provenance import harness_info, now_iso, package_versions
 from spuriverse.locking import LOCK_NAME, folder_lock
 from spuriverse.persist import JsonlAppender, atomic_write_jsonl, atomic_write_text, atomic_writer, read_jsonl
 from spuriverse.schema.core import config_diffs
