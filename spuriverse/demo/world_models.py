@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -132,7 +133,10 @@ def _run_stage(argv: list[str], progress: bool) -> None:
     _log("$ spuriverse " + " ".join(argv))
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", "spuriverse", *argv] + ([] if progress else ["--no-progress"])
-    code = subprocess.run(cmd, check=False).returncode
+    # Offline, always: the stages read local folders only, and transformers writes the offline flag into
+    # the saved tokenizer_config.json (`local_files_only`), so the environment must not change the files.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    code = subprocess.run(cmd, check=False, env=env).returncode
     if code != 0:
         raise RuntimeError(f"spuriverse {' '.join(argv)} failed (exit {code})")
     _log(f"  ({time.perf_counter() - t0:.0f} s)")
