@@ -121,7 +121,7 @@ def render_markdown(result: RunResult) -> str:
         worst=_group_rows(rows[:WORST_N]), n_groups=len(rows),
         all_groups=_group_rows(sorted(r.per_group, key=lambda g: g.group_id)) if len(rows) > WORST_N else [],
         extra_generation=_extra_generation(r.generation),
-        timings=", ".join(f"{k} {v:.1f} s" for k, v in sorted(r.timings.items())) or "—",
+        timings=", ".join(_timing(k, v) for k, v in sorted(r.timings.items())) or "—",
         packages=", ".join(f"{k} {v}" for k, v in sorted(r.packages.items())) or "—",
     )
 
@@ -195,3 +195,12 @@ def write_report(result: RunResult, out_dir: Path) -> list[Path]:
     plot_per_group(result, per_group)
     plot_splits(result, splits)
     return [md, per_group, splits]
+
+
+def _timing(key: str, value: float) -> str:
+    """One `timings` entry with its unit: seconds (`*_s`), a rate (`*_per_s`) or a plain count."""
+    if key.endswith("_per_s"):
+        return f"{key} {value:.1f}/s"
+    if key.endswith("_s"):
+        return f"{key} {value:.1f} s"
+    return f"{key} {value:g}"
