@@ -129,9 +129,13 @@ study-world:
 
 # The type check (mypy over spuriverse/, config in pyproject.toml) runs beside the tests: it is one
 # process reading mostly torch/transformers; the target fails when either fails.
+# The tests run in TEST_WORKERS pytest-xdist processes, a test file per worker at a time (--dist loadfile):
+# most tests use one core (tiny models, one torch thread, or waiting on subprocesses), so 2 workers on 2
+# cores take ~8.5 minutes instead of ~12. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 test:
 	@log=$$(mktemp); $(PY) -m mypy > "$$log" 2>&1 & mypy=$$!; \
-	$(PY) -m pytest -q; tests=$$?; \
+	$(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) --durations=15; tests=$$?; \
 	wait $$mypy; types=$$?; echo "== mypy (type check of spuriverse/)"; cat "$$log"; rm -f "$$log"; \
 	exit $$(( tests || types ))
 

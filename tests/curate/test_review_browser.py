@@ -76,7 +76,9 @@ def test_review_page_in_chromium(tmp_path):
             sync_api.expect(spurious).to_have_count(2)
             assert spurious.nth(1).get_attribute("title").startswith("spurious prompt 1\nseed 8")
             assert page.locator("#img-counter figcaption").first.text_content() == "#0 seed 7: counter prompt 0"
-            page.wait_for_function("document.getElementById('anchor').naturalWidth === 64")
+            # a retrying property check (Playwright's own world): wait_for_function polls with eval, which the
+            # page's CSP (script-src 'self') refuses whenever the image has not loaded at the first check
+            sync_api.expect(page.locator("#anchor")).to_have_js_property("naturalWidth", 64)
 
             page.keyboard.press("a")  # accept aokvqa-1000
             at("aokvqa-1001")
