@@ -131,7 +131,7 @@ study-world:
 # process reading mostly torch/transformers; the target fails when either fails.
 # The tests run in TEST_WORKERS pytest-xdist processes, a test file per worker at a time (--dist loadfile):
 # most tests use one core (tiny models, one torch thread, or waiting on subprocesses), so 2 workers on 2
-# cores take ~8.5 minutes instead of ~12. TEST_WORKERS=0 runs them in this process.
+# cores take ~9.5 minutes instead of ~12. TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= 2
 test:
 	@log=$$(mktemp); $(PY) -m mypy > "$$log" 2>&1 & mypy=$$!; \
