@@ -53,3 +53,11 @@ def offline_if_hub_unreachable(model: str, dataset: str) -> None:
     if uses_hub(model, dataset) and go_offline_if_unreachable():
         print("spuriverse: the Hugging Face hub is unreachable: offline mode (only cached or local "
               "datasets/models load)", file=sys.stderr)
+
+
+def apply_threads(a: argparse.Namespace) -> None:
+    """`--threads N`: torch's intra-op threads for this process (tiny models train fastest on 1)."""
+    if getattr(a, "threads", None):
+        import torch
+
+        torch.set_num_threads(a.threads)

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
+from spuriverse.cli.backend_args import apply_threads
 
 if TYPE_CHECKING:
     from spuriverse.schema.attribution import AttributionSummary
@@ -92,10 +93,7 @@ def _cmd(a: argparse.Namespace) -> int:
     from spuriverse.models.hf import LetterTokenError
     from spuriverse.train.data import parse_selection
 
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
+    apply_threads(a)
     params = MethodParams(ig_steps=a.ig_steps, smooth_samples=a.smooth_samples, smooth_noise=a.smooth_noise,
                           occlusion_patch=a.occlusion_patch, seed=a.seed)
     opts = AttributionOptions(

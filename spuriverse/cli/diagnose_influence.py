@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+from spuriverse.cli.backend_args import apply_threads
 
 if TYPE_CHECKING:
     from spuriverse.schema.influence import InfluenceManifest
@@ -81,10 +82,7 @@ def _cmd_influence(a: argparse.Namespace) -> int:
     from spuriverse.schema.train import TrainDataSpec
     from spuriverse.train.data import parse_selection
 
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
+    apply_threads(a)
     queries = [TrainDataSpec(source=a.queries, split=a.queries_split, config=a.queries_config,
                              groups=parse_selection(a.groups), variants=parse_selection(a.variants))]
     train_data = None

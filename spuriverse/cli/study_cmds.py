@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spuriverse.cli.train_cmds import add_training_args, training_kwargs
+from spuriverse.cli.backend_args import apply_threads
 
 if TYPE_CHECKING:
     from spuriverse.schema.study import CellPlan, SeedStat, StudyResult
@@ -111,10 +112,7 @@ def _cmd_finetune(a: argparse.Namespace) -> int:
     from spuriverse.study import StudyConfigMismatch, StudyIncomplete, list_cells, run_study
     from spuriverse.train import TrainConfigMismatch
 
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
+    apply_threads(a)
     bad = [v for v in a.ablation_data.split(",") if v.strip() not in ("anchor", "group")]
     if bad:
         raise ValueError(f"--ablation-data {a.ablation_data!r}: choose anchor and/or group")

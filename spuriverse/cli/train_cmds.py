@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spuriverse.eval.prompts import STRATEGIES, strategies_help
-
+from spuriverse.cli.backend_args import apply_threads
 from spuriverse.cli.method_args import add_compare, add_method_args, method_options
+from spuriverse.eval.prompts import STRATEGIES, strategies_help
 
 if TYPE_CHECKING:  # imported where used: `spuriverse --help` does not load the training stack
     from spuriverse.schema.train import TrainDataSpec, TrainManifest
@@ -118,10 +118,7 @@ def train_options(a: argparse.Namespace) -> TrainOptions:
     from spuriverse.train import TrainOptions
     from spuriverse.train.data import parse_selection, split_names
 
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
+    apply_threads(a)
     groups, variants = parse_selection(a.groups), parse_selection(a.variants)
     configs = _per_source(a.config, len(a.data), "--config")
     kinds = [_kinds(k) for k in _per_source(a.kinds, len(a.data), "--kinds")]

@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from spuriverse.schema.core import SCHEMA_VERSION, BenchmarkInfo, HarnessInfo, MetricValue, ModelInfo, Strategy, Variant, StrictModel
+from spuriverse.schema.core import (
+    SCHEMA_VERSION, BenchmarkInfo, HarnessInfo, MetricValue, ModelInfo, ModelOnBenchmark, Strategy, StrictModel, Variant,
+)
 
 Target = Literal["predicted", "answer", "contrast"]
 Space = Literal["pixels", "embedding", "image", "vision"]
@@ -15,19 +17,10 @@ Baseline = Literal["black", "blurred", "mean"]
 Pointing = Literal["core", "cue", "both", "none"]
 
 
-class AttributionConfig(StrictModel):
+class AttributionConfig(ModelOnBenchmark):
     """What defines an attribution run: resume only continues a folder whose config matches exactly
     (the item selection may grow: selected items already done are skipped)."""
 
-    model: str
-    backend: str
-    checkpoint: str
-    revision: str | None = None
-    dataset: str
-    config: str | None = None
-    split: str | None = None
-    dataset_revision: str | None = None
-    fingerprint: str
     strategy: Strategy = "direct"
     methods: list[str]
     input: Literal["pixels", "embedding"] = Field(description="input space of the gradient methods")

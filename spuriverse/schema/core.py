@@ -117,8 +117,8 @@ class Sample(StrictModel):
         return self
 
 
-class RunConfig(StrictModel):
-    """What defines a run: resume only continues a folder whose config matches exactly."""
+class ModelOnBenchmark(StrictModel):
+    """The model and benchmark a run's config names (shared by eval runs and attribution runs)."""
 
     model: str
     backend: str
@@ -129,6 +129,11 @@ class RunConfig(StrictModel):
     split: str | None = None
     dataset_revision: str | None = None
     fingerprint: str
+
+
+class RunConfig(ModelOnBenchmark):
+    """What defines a run: resume only continues a folder whose config matches exactly."""
+
     strategy: Strategy
     scoring: Scoring
     circular: bool = False
