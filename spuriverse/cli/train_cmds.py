@@ -108,6 +108,10 @@ def add_training_args(p: argparse.ArgumentParser) -> dict[str, argparse._Argumen
     r.add_argument("--keep-checkpoints", action="store_true", help="keep OUT/checkpoints after success")
     r.add_argument("--threads", type=int, help="torch intra-op threads (1 is fastest for tiny models on CPU)")
     r.add_argument("--num-workers", type=int, default=0, help="dataloader worker processes")
+    r.add_argument("--prefetch", choices=("auto", "on", "off"), default="auto",
+                   help="collate the next step's batches in a background thread while this step runs (auto, the "
+                        "default: on where the step leaves a core free, i.e. on an accelerator or with --threads "
+                        "below the core count; never with --num-workers)")
     p.set_defaults(tuning="lora")
     return {"method": m, "optimisation": h, "runtime": r}
 
@@ -186,6 +190,7 @@ def training_kwargs(a: argparse.Namespace) -> dict:
         gradient_checkpointing=a.gradient_checkpointing, save_steps=a.save_steps,
         save_total_limit=a.save_total_limit, merge=a.merge, keep_checkpoints=a.keep_checkpoints,
         allow_single_class=a.allow_single_class, device=a.device, num_workers=a.num_workers,
+        prefetch={"auto": None, "on": True, "off": False}[a.prefetch],
     )
 
 

@@ -47,7 +47,8 @@ class ImageInput:
             with PILImage.open(io.BytesIO(data)) as im:
                 fmt = im.format or ""
                 im.load()
-                rgb = im.convert("RGB")
+                # convert() copies even an RGB image; the decoded one is used as it is
+                rgb = im if im.mode == "RGB" else im.convert("RGB")
         except Exception as exc:  # PIL raises many types for corrupt input
             raise ImageDecodeError(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
         mime = _MIME.get(fmt.upper())

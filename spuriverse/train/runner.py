@@ -91,7 +91,9 @@ class TrainOptions:
     allow_single_class: bool = False
     device: str | None = None
     num_workers: int = 0
+    prefetch: bool | None = None  # collate the next step's batches in a background thread; None: auto (SpuriTrainer)
     progress: bool = True
+    callbacks: tuple[Any, ...] = ()  # extra transformers TrainerCallbacks (programmatic use: timing, logging)
     backend_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -297,12 +299,14 @@ def _trainer(opts: TrainOptions, args: Any, model: Any, backend: Any, train: lis
         eval_dataset=ExampleDataset(val, seed=opts.seed, shuffle=False) if val else None,
         compute_metrics=accuracy if val else None, processing_class=backend.processor,
         callbacks=[CompletionMarker(), EpochSetter(dataset)], vocab_weight=opts.vocab_weight,
-        eval_collator=batcher.eval_batch, **method_kw,
+        eval_collator=batcher.eval_batch, prefetch=opts.prefetch, **method_kw,
     )
     for cb in (ProgressCallback, PrinterCallback):  # one dict printed per step: replaced by a bar postfix
         trainer.remove_callback(cb)
     if opts.progress:
         trainer.add_callback(QuietProgress())
+    for cb in opts.callbacks:
+        trainer.add_callback(cb)
     return trainer
 
 

@@ -4,7 +4,10 @@ load a fully fine-tuned checkpoint back (best model, resume)."""
 from __future__ import annotations
 
 import math
+import os
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +23,71 @@ class SpuriTrainer(Trainer):
     batch, so a batch of 2k equals two accumulated batches of k and two processes of k each.
     `prediction_step`: validation scores choice items exactly like the log-prob scorer."""
 
-    def __init__(self, *args: Any, vocab_weight: float = 0.0, eval_collator: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, vocab_weight: float = 0.0, eval_collator: Any = None,
+                 prefetch: bool | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.vocab_weight = vocab_weight
         self.eval_collator = eval_collator
+        self.prefetch = prefetch
         # Our loss is already a per-example mean: the Trainer divides by the accumulation steps.
         self.model_accepts_loss_kwargs = False
+        self._ahead: tuple[Iterator, Future] | None = None
+        self._collate_pool: ThreadPoolExecutor | None = None
+
+    # -- collation one step ahead ------------------------------------------------------------------
+    # Collating a batch (chat template, tokenizer, image processor) costs about a fifth of a tiny
+    # model's step on CPU. The next step's batches can be collated in one background thread while this
+    # step runs (its own processor copy: `HFBackend._processor`), like eval's pipeline. Same batches,
+    # same order: the iterator is only advanced ahead within an epoch (never past its last batch, so
+    # the DataLoader's end-of-epoch bookkeeping stays on this thread), the first batch of an epoch is
+    # drawn here, and nothing is left running when `train` returns. `prefetch=None` (auto): on where
+    # the step does not occupy every core (an accelerator, or fewer torch threads than cores); with
+    # torch on every core the thread only competes with the step (measured: bench/train_throughput.py).
+    def _prefetching(self) -> bool:
+        if self.args.dataloader_num_workers > 0 or not self.accelerator.gradient_state.in_dataloader:
+            return False
+        if self.prefetch is not None:
+            return self.prefetch
+        return self.args.device.type != "cpu" or torch.get_num_threads() < _cores()
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        batches: list[Any] = []
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            batch = ahead[1].result()  # a collation error is raised here, as without prefetching
+            if ahead[0] is epoch_iterator and batch is not _END:
+                batches.append(batch)
+        for _ in range(num_batches - len(batches)):
+            try:
+                batches.append(next(epoch_iterator))
+            except StopIteration:
+                break
+        if self._prefetching() and len(batches) == num_batches and not self.accelerator.gradient_state.end_of_dataloader:
+            if self._collate_pool is None:
+                self._collate_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spuriverse-collate")
+            self._ahead = (epoch_iterator, self._collate_pool.submit(next, epoch_iterator, _END))
+        return batches, self._get_num_items_in_batch(batches, device)
+
+    def _finish_prefetch(self) -> None:
+        """Wait for a batch collated ahead that will not be used (max_steps reached, an error)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead[1].exception()  # waited for; the unused batch (or its error) is dropped
+        if self._collate_pool is not None:
+            self._collate_pool.shutdown(wait=True)
+            self._collate_pool = None
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            self._finish_prefetch()
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        # Validation waits for the collation in flight: it must not share the CPU with it.
+        if self._ahead is not None:
+            self._ahead[1].exception()
+        return super().evaluate(*args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         losses, letters = [], None
@@ -76,6 +138,17 @@ class SpuriTrainer(Trainer):
         with torch.no_grad():
             loss, out = self.compute_loss(model, inputs, return_outputs=True)
         return loss.detach(), out["logits"].detach(), inputs["choice"]["answer_index"]
+
+
+_END = object()  # the epoch iterator is exhausted
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _weighted(loss: torch.Tensor, part: dict[str, Any]) -> torch.Tensor:

@@ -114,3 +114,36 @@ def test_full_fine_tuning_writes_a_full_model(tiny_llava, train_data, tmp_path):
     assert m.output == "full" and m.trainable_params == m.total_params
     assert m.config.objective == "completion" and m.evals[0].val_accuracy is not None
     assert len(_eval(tmp_path / "full", train_data, tmp_path / "ev")) == 6
+
+
+def test_collating_ahead_changes_nothing_but_the_thread(tiny_llava, train_data, tmp_path, monkeypatch):
+    """The next step's batches collated in a background thread: the same batches in the same order, so
+    the same weights bit for bit, the same losses and validation; across epochs, gradient accumulation
+    and a max_steps that ends mid-epoch; no thread left behind."""
+    import threading
+
+    from spuriverse.train.batching import Batcher
+
+    threads: list[str] = []
+    real_call = Batcher.__call__
+
+    def spy(self, examples):
+        threads.append(threading.current_thread().name)
+        return real_call(self, examples)
+
+    monkeypatch.setattr(Batcher, "__call__", spy)
+    runs = {}
+    for prefetch in (True, False):
+        threads.clear()
+        out = tmp_path / f"prefetch-{prefetch}"
+        m = run_train(_opts(tiny_llava, train_data, out, batch_size=2, grad_accum=2, max_steps=7, save_steps=3,
+                            prefetch=prefetch))
+        collated_ahead = sum(name.startswith("spuriverse-collate") for name in threads)
+        runs[prefetch] = (m, load_file(out / "adapter_model.safetensors"), collated_ahead)
+    (on, w_on, ahead_on), (off, w_off, ahead_off) = runs[True], runs[False]
+    assert ahead_on > 0 and ahead_off == 0
+    assert on.global_steps == off.global_steps == 7
+    assert [e.model_dump() for e in on.epochs] == [e.model_dump() for e in off.epochs]
+    assert [e.model_dump() for e in on.evals] == [e.model_dump() for e in off.evals] and on.evals
+    assert w_on.keys() == w_off.keys() and all(torch.equal(w_on[k], w_off[k]) for k in w_on)
+    assert not [t for t in threading.enumerate() if t.name.startswith("spuriverse-collate")]
