@@ -1,8 +1,9 @@
 """Training throughput: `spuriverse train` (LoRA) vs the pure forward + backward + optimizer floor.
 
 One run, same model, same examples, the same number of optimizer steps at the same batch size,
-measured side by side, alternately `--repeat` times (the fastest of each is compared; each in its own
-process, so each peak memory is its own):
+measured side by side, alternately `--repeat` times, each in its own process (so each peak memory is
+its own). Compared two ways: the fastest of each, and per round (each side over the floor run beside
+it; median and range), which a host whose speed drifts between rounds disturbs less:
 
 - ours:  the whole `run_train` call (read + validate the data, load the model, wrap it with LoRA,
          the HF Trainer's loop with our collator: chat template, processor, option letters; the option
@@ -34,6 +35,7 @@ import multiprocessing as mp
 import os
 import pstats
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -142,6 +144,10 @@ def floor(model_dir: Path, data_dir: Path, steps: int, batch_size: int, threads:
     return {"seconds": seconds, "wall": seconds, "peak_mb": _peak_mb(), "profile": ""}
 
 
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} [{min(values):.2f}, {max(values):.2f}]"
+
+
 def in_child(fn_name: str, *args) -> dict:
     """Run `fn_name(*args)` in a fresh process (its own peak memory); its exception is raised here."""
     from concurrent.futures import ProcessPoolExecutor
@@ -205,11 +211,19 @@ def main() -> None:
     for name, r in best.items():
         print(f"{labels[name]:<32}{r['seconds']:>8.2f}{samples / r['seconds']:>11.2f}{r['seconds'] / f:>9.2f}"
               f"{r['wall']:>8.2f}{r['wall'] / f:>9.2f}{r['peak_mb']:>13.0f}")
+    # Per round: each side against the floor run beside it (robust to the host's speed drifting
+    # between rounds, which the fastest-of-each comparison is not).
+    print("\nper round, against the floor run beside it (median [min, max]):")
+    for name in ("prefetch_on", "prefetch_off"):
+        loop = [r["seconds"] / fl["seconds"] for r, fl in zip(runs[name], runs["floor"])]
+        call = [r["wall"] / fl["seconds"] for r, fl in zip(runs[name], runs["floor"])]
+        print(f"  {labels[name]:<30} loop {_spread(loop)}   whole call {_spread(call)}")
     ours = best[auto]
-    print(f"\nours (--prefetch auto = {auto.split('_')[1]} here) / floor = {ours['seconds'] / f:.2f} in samples/s "
-          f"(target <= 1.3; the training loop: every batch collated, every step);\n"
-          f"    {ours['wall'] / f:.2f} for the whole run_train call (+ reading and validating the data, loading the "
-          "model, saving)")
+    loop = [r["seconds"] / fl["seconds"] for r, fl in zip(runs[auto], runs["floor"])]
+    print(f"\nours (--prefetch auto = {auto.split('_')[1]} here) / floor = {statistics.median(loop):.2f} in samples/s, "
+          f"per-round median ({ours['seconds'] / f:.2f} fastest vs fastest; target <= 1.3; the training loop: every "
+          f"batch collated, every step);\n    {ours['wall'] / f:.2f} fastest vs fastest for the whole run_train call "
+          "(+ reading and validating the data, loading the model, saving)")
     if profile:
         print("\n--- profile: run_train (cumulative, top 30) ---\n" + profile)
 
