@@ -41,14 +41,17 @@ class SpuriTrainer(Trainer):
     # same order: the iterator is only advanced ahead within an epoch (never past its last batch, so
     # the DataLoader's end-of-epoch bookkeeping stays on this thread), the first batch of an epoch is
     # drawn here, and nothing is left running when `train` returns. `prefetch=None` (auto): on where
-    # the step does not occupy every core (an accelerator, or fewer torch threads than cores); with
-    # torch on every core the thread only competes with the step (measured: bench/train_throughput.py).
+    # the step does not occupy every core (an accelerator, or fewer torch threads, over all of this
+    # machine's processes, than cores); with torch on every core the thread only competes with the
+    # step (measured: bench/train_throughput.py).
     def _prefetching(self) -> bool:
         if self.args.dataloader_num_workers > 0 or not self.accelerator.gradient_state.in_dataloader:
             return False
         if self.prefetch is not None:
             return self.prefetch
-        return self.args.device.type != "cpu" or torch.get_num_threads() < _cores()
+        # CPU: every process on this machine runs its step on torch's threads
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", self.args.world_size))
+        return self.args.device.type != "cpu" or torch.get_num_threads() * local_processes < _cores()
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         batches: list[Any] = []

@@ -75,7 +75,9 @@ def test_two_processes_equal_one_with_the_same_micro_batches(tiny_llava, train_d
         [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
          "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
          "-m", "spuriverse", "train", "--model", str(tiny_llava), "--data", str(train_data), *ARGS,
-         "--batch-size", "2", "--threads", "1", "--no-progress", "--out", str(tmp_path / "dp")],
+         # --prefetch on: `auto` leaves it off here (2 processes x 1 thread fill both cores); forced on,
+         # each process collates ahead, and the result must not change
+         "--batch-size", "2", "--threads", "1", "--prefetch", "on", "--no-progress", "--out", str(tmp_path / "dp")],
         env, LAUNCH_TIMEOUT_S)
     assert dp.returncode == 0, dp.stderr[-3000:]
 

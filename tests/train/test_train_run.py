@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -133,7 +134,7 @@ def test_collating_ahead_changes_nothing_but_the_thread(tiny_llava, train_data, 
 
     monkeypatch.setattr(Batcher, "__call__", spy)
     runs = {}
-    for prefetch in (True, False):
+    for prefetch in (True, False, None):
         threads.clear()
         out = tmp_path / f"prefetch-{prefetch}"
         m = run_train(_opts(tiny_llava, train_data, out, batch_size=2, grad_accum=2, max_steps=7, save_steps=3,
@@ -142,6 +143,11 @@ def test_collating_ahead_changes_nothing_but_the_thread(tiny_llava, train_data, 
         runs[prefetch] = (m, load_file(out / "adapter_model.safetensors"), collated_ahead)
     (on, w_on, ahead_on), (off, w_off, ahead_off) = runs[True], runs[False]
     assert ahead_on > 0 and ahead_off == 0
+    # auto: on only where the step leaves a core free (these tests run torch on one thread)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    auto, w_auto, ahead_auto = runs[None]
+    assert (ahead_auto > 0) == (torch.get_num_threads() < cores)
+    assert all(torch.equal(w_auto[k], w_off[k]) for k in w_off) and auto.epochs == off.epochs
     assert on.global_steps == off.global_steps == 7
     assert [e.model_dump() for e in on.epochs] == [e.model_dump() for e in off.epochs]
     assert [e.model_dump() for e in on.evals] == [e.model_dump() for e in off.evals] and on.evals
