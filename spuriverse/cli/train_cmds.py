@@ -110,8 +110,8 @@ def add_training_args(p: argparse.ArgumentParser) -> dict[str, argparse._Argumen
     r.add_argument("--num-workers", type=int, default=0, help="dataloader worker processes")
     r.add_argument("--prefetch", choices=("auto", "on", "off"), default="auto",
                    help="collate the next step's batches in a background thread while this step runs (auto, the "
-                        "default: on where the step leaves a core free, i.e. on an accelerator or with --threads "
-                        "below the core count; never with --num-workers)")
+                        "default: on where the step leaves a core free, i.e. on an accelerator or with --threads x "
+                        "this machine's training processes below the core count; never with --num-workers)")
     p.set_defaults(tuning="lora")
     return {"method": m, "optimisation": h, "runtime": r}
 

@@ -298,15 +298,13 @@ def _trainer(opts: TrainOptions, args: Any, model: Any, backend: Any, train: lis
         model=model, args=args, data_collator=batcher, train_dataset=dataset,
         eval_dataset=ExampleDataset(val, seed=opts.seed, shuffle=False) if val else None,
         compute_metrics=accuracy if val else None, processing_class=backend.processor,
-        callbacks=[CompletionMarker(), EpochSetter(dataset)], vocab_weight=opts.vocab_weight,
+        callbacks=[CompletionMarker(), EpochSetter(dataset), *opts.callbacks], vocab_weight=opts.vocab_weight,
         eval_collator=batcher.eval_batch, prefetch=opts.prefetch, **method_kw,
     )
     for cb in (ProgressCallback, PrinterCallback):  # one dict printed per step: replaced by a bar postfix
         trainer.remove_callback(cb)
     if opts.progress:
         trainer.add_callback(QuietProgress())
-    for cb in opts.callbacks:
-        trainer.add_callback(cb)
     return trainer
 
 
