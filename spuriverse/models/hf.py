@@ -19,6 +19,7 @@ import torch
 from spuriverse.models.adapters import adapter_base, load_adapter_model
 from spuriverse.models.adapters import load_processor as load_adapter_processor
 from spuriverse.models.hf_compat import load_processor
+from spuriverse.models.pixels import PixelTable
 from spuriverse.models.base import LVLM, Generation, ModelError, ModelLoadError, OptionScores, Request
 from spuriverse.schema import ModelInfo
 
@@ -117,6 +118,8 @@ class HFBackend(LVLM):
             quantization=quantization,
         )
         self._letter_cache: dict[tuple[str, str], int] = {}
+        # rescale + normalize as a lookup of the processor's own values (bit-identical), where exact
+        self._pixel_table = PixelTable.for_processor(self.processor)
         # A fast tokenizer must not be used from two threads at once: each thread gets its own copy
         # of the processor.
         self._local = threading.local()
@@ -155,7 +158,14 @@ class HFBackend(LVLM):
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         if images:
             kwargs["images"] = [[im] for im in images]  # one list per prompt (Mllama, Gemma 3 need it)
-        batch = self._processor()(**kwargs)
+        table = self._pixel_table if images else None
+        batch = self._processor()(**kwargs, **(table.overrides if table else {}))
+        if table is not None:
+            pixels = table.apply(batch["pixel_values"])
+            if pixels is None:  # not the uint8 pixels the table was made for: the stock way
+                batch = self._processor()(**kwargs)
+            else:
+                batch["pixel_values"] = pixels
         # Some processors (PaliGemma) also return training labels: the forward would compute a loss.
         return {k: (v.to(self.model.device) if hasattr(v, "to") else v) for k, v in batch.items() if k != "labels"}
 
