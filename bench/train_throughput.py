@@ -104,7 +104,7 @@ def ours(model_dir: Path, data_dir: Path, out: Path, steps: int, batch_size: int
     text = ""
     if prof:
         buf = io.StringIO()
-        pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(30)
+        pstats.Stats(prof, stream=buf).sort_stats(os.environ.get("PSORT","cumulative")).print_stats(int(os.environ.get("PN","30")))
         text = buf.getvalue()
     assert manifest is not None and manifest.global_steps == steps
     return {"seconds": marks["last_step"] - marks["begin"], "wall": wall, "peak_mb": _peak_mb(), "profile": text}
