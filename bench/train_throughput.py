@@ -104,7 +104,8 @@ def ours(model_dir: Path, data_dir: Path, out: Path, steps: int, batch_size: int
     text = ""
     if prof:
         buf = io.StringIO()
-        pstats.Stats(prof, stream=buf).sort_stats(os.environ.get("PSORT","cumulative")).print_stats(int(os.environ.get("PN","30")))
+        sort, top = os.environ.get("PSORT", "cumulative"), int(os.environ.get("PN", "30"))
+        pstats.Stats(prof, stream=buf).sort_stats(sort).print_stats(top)
         text = buf.getvalue()
     assert manifest is not None and manifest.global_steps == steps
     return {"seconds": marks["last_step"] - marks["begin"], "wall": wall, "peak_mb": _peak_mb(), "profile": text}
@@ -163,7 +164,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=3, help="alternate the three sides this many times; the fastest of each")
     ap.add_argument("--threads", type=int, help="torch intra-op threads on every side (default: torch's own)")
-    ap.add_argument("--profile", action="store_true", help="cProfile the `run_train` call (printed after)")
+    ap.add_argument("--profile", action="store_true", help="cProfile the `run_train` call (printed after; "
+                    "env PSORT = pstats sort key, default cumulative; PN = rows, default 30)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (32 px model, 22 items, 2 steps): a smoke run")
     args = ap.parse_args()
 

@@ -26,15 +26,8 @@ from spuriverse.eval.prefetch import prefetch
 from spuriverse.eval.prompts import Template, get_template, render_prompt, rotate_options
 from spuriverse.eval.results import MANIFEST, RESULTS, build_result, file_sha256, write_result
 from spuriverse.eval.report import REPORT_MD
-from spuriverse.eval.samples import (
-    SAMPLES,
-    SampleWriter,
-    canonicalize_in_place,
-    read_run_samples,
-    sample_key,
-    shard_files,
-    write_canonical,
-)
+from spuriverse.eval.samples import (SAMPLES, SampleWriter, canonicalize_in_place, read_run_samples, sample_key,
+                                     shard_files, write_canonical)
 from spuriverse.provenance import harness_info, now_iso, package_versions
 from spuriverse.models.base import LVLM, Generation, OptionScores, Request
 from spuriverse.models.presets import GenerationPreset, generation_preset
